@@ -1,0 +1,201 @@
+"""The ``edgesched`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from edgesched.errors import EdgeschedError
+
+app = typer.Typer(
+    help="Profile, plan, schedule and simulate DNN inference on edge devices plus a cloud.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="Browse the built-in devices, models and profiles.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err_console = Console(stderr=True)
+
+ClusterOpt = Annotated[
+    Path | None,
+    typer.Option("--cluster", "-c", help="cluster.yaml (default: the built-in default cluster)."),
+]
+ScenarioOpt = Annotated[
+    Path | None,
+    typer.Option("--scenario", "-s", help="scenario.yaml (default: the built-in default scenario)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+        transient=True,
+    )
+
+
+def _load(cluster: Path | None, scenario: Path | None, requests: int | None = None):  # noqa: ANN202
+    from edgesched.bench.scenarios import default_cluster_path, default_scenario_path
+    from edgesched.core.cluster import Cluster
+    from edgesched.core.scenario import ScenarioConfig
+
+    cl = Cluster.load(cluster or default_cluster_path())
+    sc = ScenarioConfig.load_file(scenario or default_scenario_path())
+    if requests is not None:
+        if requests < 1:
+            raise EdgeschedError(f"--requests must be at least 1, got {requests}")
+        sc = sc.model_copy(update={"requests": requests})
+    return cl, sc
+
+
+@app.command()
+def simulate(
+    policy: Annotated[str, typer.Option("--policy", "-p", help="Routing policy name.")] = "pow2",
+    cluster: ClusterOpt = None,
+    scenario: ScenarioOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    requests: Annotated[
+        int | None, typer.Option(help="Override the scenario's number of requests.")
+    ] = None,
+    records: Annotated[
+        Path | None, typer.Option(help="Write one CSV row per request to this file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a scenario on a cluster under one routing policy and report latency, SLO and energy."""
+    from edgesched.sim.runner import simulate as run_sim
+
+    cl, sc = _load(cluster, scenario, requests)
+    with _progress(as_json) as bar:
+        task = bar.add_task(f"simulating {policy}", total=sc.requests)
+        result = run_sim(cl, sc, policy, seed=seed, progress=lambda n: bar.update(task, completed=n))
+    if records is not None:
+        result.write_records(records)
+    m = result.metrics.to_dict()
+    if as_json:
+        m.update(wall_s=result.wall_s, cluster=cl.name, scenario=sc.name)
+        print(json.dumps(m))
+        return
+    from edgesched.bench.tables import metrics_table
+
+    console.print(metrics_table([result.metrics], title=f"{sc.name} on {cl.name}"))
+    console.print(
+        f"{result.metrics.requests:,} requests simulated in {result.wall_s:.2f} s "
+        f"({result.metrics.requests / result.wall_s:,.0f} requests/s)"
+        + (f"; records in {records}" if records else "")
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the HTML report and PNG plots.")] = Path(
+        "edgesched-report"
+    ),
+    cluster: ClusterOpt = None,
+    scenario: ScenarioOpt = None,
+    requests: Annotated[
+        int | None, typer.Option(help="Override the scenario's number of requests.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the default scenario under every routing policy; print a table and write a report."""
+    from edgesched.bench.demo import run_all
+    from edgesched.bench.report import write_report
+    from edgesched.bench.tables import metrics_table
+
+    cl, sc = _load(cluster, scenario, requests)
+    with _progress(as_json) as bar:
+        results = run_all(cl, sc, bar)
+    page = write_report(results, out, title=f"edgesched: {sc.name} on {cl.name}")
+    if as_json:
+        print(json.dumps({"report": str(page), "policies": [r.metrics.to_dict() for r in results]}))
+        return
+    console.print(metrics_table([r.metrics for r in results], title=f"{sc.name} on {cl.name}"))
+    console.print(f"Report: [bold]{page}[/bold] (plots beside it)")
+
+
+@app.command("policies")
+def list_policies() -> None:
+    """List the routing policies."""
+    from edgesched.policies import names, resolve
+
+    for name in names("route"):
+        doc = (resolve("route", name).__doc__ or "").strip().splitlines()[0]
+        console.print(f"[bold]{name:<24}[/bold] {doc}")
+
+
+@catalog_app.command("list")
+def catalog_list(as_json: JsonOpt = False) -> None:
+    """List devices and models."""
+    from edgesched.bench.tables import catalog_tables
+    from edgesched.catalog import load_catalog
+
+    cat = load_catalog()
+    if as_json:
+        print(json.dumps({"devices": sorted(cat.devices), "models": sorted(cat.models)}))
+        return
+    for table in catalog_tables(cat):
+        console.print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    name: Annotated[str, typer.Argument(help="A device or model name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one device or model with every number's source, and its profiles."""
+    from edgesched.bench.tables import describe
+    from edgesched.catalog import load_catalog
+    from edgesched.errors import UnknownNameError
+
+    cat = load_catalog()
+    if name in cat.devices:
+        spec = cat.devices[name]
+    elif name in cat.models:
+        spec = cat.models[name]
+    else:
+        raise UnknownNameError("device or model", name, [*cat.devices, *cat.models])
+    if as_json:
+        print(json.dumps(spec.model_dump(mode="json")))
+        return
+    for renderable in describe(cat, name):
+        console.print(renderable)
+
+
+def main() -> None:
+    """Entry point: run the app, turning edgesched errors into one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except EdgeschedError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Clusters: nodes, links and the cloud, loaded from and saved to ``cluster.yaml``.
+
+A cluster file names catalog devices and models; :meth:`Cluster.load` validates the file against
+the catalog and builds the runtime :class:`Cluster`, whose nodes are numbered in file order
+(a node with ``count: n`` expands to ``<id>-0`` … ``<id>-<n-1>``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from edgesched.core.yamlio import load_yaml, parse_yaml
+
+if TYPE_CHECKING:
+    from edgesched.catalog import Catalog
+    from edgesched.core.specs import DeviceSpec, Profile
+
+
+def _check_known(kind: str, name: str, known: Mapping[str, Any]) -> None:
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown {kind} {name!r}{hint}")
+
+
+class LinkConfig(BaseModel):
+    """A network link between the gateway where requests enter and the nodes attached to it.
+
+    Attributes:
+        id: link name, referred to by nodes.
+        bandwidth_bytes_per_s: capacity in bytes per second.
+        rtt_s: round-trip time in seconds, paid once per request (request out, answer back).
+        shared: when true, concurrent transfers split the bandwidth equally (a WAN uplink);
+            when false each transfer gets the whole bandwidth (a switched LAN port per node).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    bandwidth_bytes_per_s: float = Field(gt=0)
+    rtt_s: float = Field(ge=0)
+    shared: bool = False
+
+
+class NodeConfig(BaseModel):
+    """One node (or ``count`` identical nodes) of the cluster.
+
+    Attributes:
+        id: node name (a prefix when ``count`` > 1).
+        device: catalog device name.
+        count: how many identical nodes this entry stands for.
+        models: model name → number of concurrent instances deployed.
+        link: id of the link that carries requests to this node; ``None`` means requests
+            arrive on the node itself (no transfer).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    device: str
+    count: int = Field(default=1, ge=1)
+    models: dict[str, int] = Field(min_length=1)
+    link: str | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, v: str, info: ValidationInfo) -> str:
+        catalog = (info.context or {}).get("catalog")
+        if catalog is not None:
+            _check_known("device", v, catalog.devices)
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _models_known(cls, v: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        catalog = (info.context or {}).get("catalog")
+        for name, n in v.items():
+            if catalog is not None:
+                _check_known("model", name, catalog.models)
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"model {name!r} needs at least 1 instance, got {n!r}")
+        return v
+
+
+class InterferenceConfig(BaseModel):
+    """Which interference model the simulator uses.
+
+    Attributes:
+        kind: ``parametric`` (per-device-class slowdown, the default) or ``none``.
+        alpha_scale: multiplies every device's interference coefficient (sensitivity studies).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["parametric", "none"] = "parametric"
+    alpha_scale: float = Field(default=1.0, ge=0)
+
+
+class ClusterConfig(BaseModel):
+    """The contents of ``cluster.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "cluster"
+    nodes: list[NodeConfig] = Field(min_length=1)
+    links: list[LinkConfig] = Field(default_factory=list)
+    interference: InterferenceConfig = Field(default_factory=InterferenceConfig)
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> ClusterConfig:
+        link_ids = [link.id for link in self.links]
+        if len(set(link_ids)) != len(link_ids):
+            raise ValueError(f"link ids must be unique, got {link_ids}")
+        ids: set[str] = set()
+        for node in self.nodes:
+            for nid in _expand_ids(node):
+                if nid in ids:
+                    raise ValueError(f"node id {nid!r} appears twice")
+                ids.add(nid)
+            if node.link is not None and node.link not in link_ids:
+                raise ValueError(f"node {node.id!r} names link {node.link!r}, not in {link_ids}")
+        return self
+
+
+def _expand_ids(node: NodeConfig) -> list[str]:
+    return [node.id] if node.count == 1 else [f"{node.id}-{i}" for i in range(node.count)]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network link (see :class:`LinkConfig`); ``index`` is its position in the cluster."""
+
+    id: str
+    index: int
+    bandwidth_bytes_per_s: float
+    rtt_s: float
+    shared: bool
+
+
+@dataclass(frozen=True)
+class Node:
+    """One device instance in a cluster, with the model instances deployed on it."""
+
+    id: str
+    index: int
+    device: DeviceSpec
+    models: Mapping[str, int]
+    link: Link | None
+
+    @property
+    def is_cloud(self) -> bool:
+        """True for datacenter servers."""
+        return self.device.kind == "cloud"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Nodes, links and the catalog they were resolved against."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...]
+    catalog: Catalog
+    interference: InterferenceConfig = field(default_factory=InterferenceConfig)
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """Every model deployed somewhere, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for node in self.nodes:
+            seen.update(dict.fromkeys(node.models))
+        return tuple(seen)
+
+    def profile(self, node: Node, model: str) -> Profile:
+        """The best known profile of ``model`` on ``node``'s device."""
+        return self.catalog.profile(node.device.name, model)
+
+    @classmethod
+    def from_config(cls, config: ClusterConfig, catalog: Catalog | None = None) -> Cluster:
+        """Build a cluster from a validated config, resolving names in ``catalog``."""
+        if catalog is None:
+            from edgesched.catalog import load_catalog
+
+            catalog = load_catalog()
+        links = tuple(
+            Link(lc.id, i, lc.bandwidth_bytes_per_s, lc.rtt_s, lc.shared)
+            for i, lc in enumerate(config.links)
+        )
+        by_id = {link.id: link for link in links}
+        nodes: list[Node] = []
+        for nc in config.nodes:
+            device = catalog.device(nc.device)
+            for nid in _expand_ids(nc):
+                link = by_id[nc.link] if nc.link is not None else None
+                nodes.append(Node(nid, len(nodes), device, dict(nc.models), link))
+        return cls(config.name, tuple(nodes), links, catalog, config.interference)
+
+    @classmethod
+    def load(cls, path: str | Path, catalog: Catalog | None = None) -> Cluster:
+        """Load and validate ``cluster.yaml``.
+
+        Raises:
+            ConfigError: the file is unreadable or invalid; the message names file, line, field.
+        """
+        catalog = catalog if catalog is not None else _default_catalog()
+        config = load_yaml(path, ClusterConfig, context={"catalog": catalog})
+        return cls.from_config(config, catalog)
+
+    @classmethod
+    def parse(cls, text: str, catalog: Catalog | None = None, source: str = "<cluster>") -> Cluster:
+        """Like :meth:`load`, from YAML text."""
+        catalog = catalog if catalog is not None else _default_catalog()
+        config = parse_yaml(text, ClusterConfig, source=source, context={"catalog": catalog})
+        return cls.from_config(config, catalog)
+
+
+def _default_catalog() -> Catalog:
+    from edgesched.catalog import load_catalog
+
+    return load_catalog()

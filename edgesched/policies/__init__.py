@@ -1,0 +1,8 @@
+"""Policies, one module per decision point, baselines beside the learned ones."""
+
+from __future__ import annotations
+
+from edgesched.policies.registry import make, names, register, resolve
+from edgesched.policies.route import RoutePolicy
+
+__all__ = ["RoutePolicy", "make", "names", "register", "resolve"]

@@ -1,0 +1,73 @@
+"""Policies by name: ``route/pow2`` → ``"edgesched.policies.route_baselines:PowerOfTwoRoute"``.
+
+Entries are import strings, resolved only when a policy is built, so listing names imports
+nothing heavy. A duplicate registration raises; an unknown name raises with suggestions.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from edgesched.errors import ConfigError, UnknownNameError
+
+_REGISTRY: dict[str, dict[str, str]] = {"route": {}}
+
+
+def register(point: str, name: str, entry_point: str) -> None:
+    """Register ``entry_point`` (``"module:Class"``) as policy ``name`` of decision ``point``.
+
+    Raises:
+        ValueError: ``name`` is already registered for ``point``.
+    """
+    table = _REGISTRY.setdefault(point, {})
+    if name in table:
+        raise ValueError(f"policy {point}/{name} is already registered ({table[name]})")
+    table[name] = entry_point
+
+
+def names(point: str = "route") -> list[str]:
+    """Registered policy names of a decision point, in registration order."""
+    return list(_REGISTRY.get(point, {}))
+
+
+def resolve(point: str, name: str) -> type:
+    """The class registered as ``point/name``.
+
+    Raises:
+        UnknownNameError: no such policy.
+    """
+    table = _REGISTRY.get(point, {})
+    if name not in table:
+        raise UnknownNameError(f"{point} policy", name, table)
+    module, _, attr = table[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make(point: str, name: str, **kwargs: Any) -> Any:
+    """Build policy ``point/name`` with ``kwargs``.
+
+    Raises:
+        UnknownNameError: no such policy.
+        ConfigError: the policy rejects ``kwargs``.
+    """
+    cls = resolve(point, name)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"policy {point}/{name}: bad arguments {kwargs}: {exc}") from None
+
+
+_BASE = "edgesched.policies.route_baselines"
+_AWARE = "edgesched.policies.route_aware"
+for _name, _entry in {
+    "random": f"{_BASE}:RandomRoute",
+    "round-robin": f"{_BASE}:RoundRobinRoute",
+    "least-loaded": f"{_BASE}:LeastLoadedRoute",
+    "pow2": f"{_BASE}:PowerOfTwoRoute",
+    "min-expected-completion": f"{_AWARE}:MinExpectedCompletionRoute",
+    "min-energy": f"{_AWARE}:MinEnergyRoute",
+    "edge-only": f"{_AWARE}:EdgeOnlyRoute",
+    "cloud-only": f"{_AWARE}:CloudOnlyRoute",
+}.items():
+    register("route", _name, _entry)

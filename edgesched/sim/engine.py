@@ -1,0 +1,342 @@
+"""The simulated world: devices that share their compute, links that carry bytes.
+
+Each node holds model instances. A request routed to a node first crosses the node's link (RTT
+plus bytes over bandwidth; a shared link splits its bandwidth among the transfers in progress),
+then waits for a free instance of its model, then computes. Every computing job progresses at
+``1 / slowdown`` where the slowdown comes from the interference model for the node's current mix,
+so each start or finish re-rates only the jobs on that node (processor sharing with interference).
+Dynamic power follows the mix; energy is integrated per node between events.
+
+Hot path notes: per-node state lives in plain lists indexed by node, and the rates and power of a
+mix are computed once per (device, mix) and cached. ``benchmarks/sim_speed.py`` measures it.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgesched.core.cluster import Cluster
+from edgesched.core.request import Outcome, Request
+from edgesched.core.view import ClusterState, ClusterView
+from edgesched.errors import EdgeschedError
+from edgesched.policies.route import RoutePolicy
+from edgesched.sim.arrivals import Workload
+from edgesched.sim.interference import InterferenceModel
+from edgesched.sim.kernel import NORMAL, URGENT, Kernel
+from edgesched.sim.power import PowerModel
+
+_DONE = 1e-12  # remaining work (seconds or bytes) below which a job counts as finished
+_EWMA = 0.1  # weight of a new latency in the per-node moving average
+_CHUNK = 65536  # arrivals converted to Python lists at a time
+
+
+class PolicyDecisionError(EdgeschedError):
+    """A policy chose a node that does not exist or does not serve the request's model."""
+
+
+class RunRecords:
+    """Per-request results as compact columns (one typed array per field)."""
+
+    def __init__(self, n: int) -> None:
+        self.node = array("i", bytes(4 * n))
+        self.start_s = array("d", bytes(8 * n))
+        self.finish_s = array("d", bytes(8 * n))
+        self.energy_j = array("d", bytes(8 * n))
+        self.done = 0
+
+
+class Engine:
+    """One simulation run of a workload on a cluster under a routing policy.
+
+    Args:
+        cluster: nodes, links and catalog.
+        workload: the requests.
+        policy: the routing policy.
+        interference: slowdown model for co-running instances.
+        power: device power model.
+        rng: generator handed to the policy.
+        progress: called with the number of arrivals handled so far, every chunk.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        workload: Workload,
+        policy: RoutePolicy,
+        interference: InterferenceModel,
+        power: PowerModel,
+        rng: np.random.Generator,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.workload = workload
+        self.policy = policy
+        self.interference = interference
+        self.power = power
+        self.kernel = Kernel()
+        self.progress = progress
+        names = workload.model_names
+        self.model_names = names
+        n_nodes, n_models = len(cluster.nodes), len(names)
+        self.state = ClusterState.zeros(n_nodes, n_models, len(cluster.links))
+        per_model_bytes = [0] * n_models
+        for m, b in zip(
+            workload.models[:4096].tolist(), workload.input_bytes[:4096].tolist(), strict=True
+        ):
+            per_model_bytes[m] = b
+        self.view = ClusterView(
+            cluster,
+            names,
+            per_model_bytes,
+            self.state,
+            self.kernel.clock,
+            cluster.interference.alpha_scale,
+        )
+        self.records = RunRecords(len(workload))
+        self._mix_cache: dict[tuple[str, tuple[int, ...]], tuple[list[float], float, float]] = {}
+        self._energy_dyn = [0.0] * n_nodes
+        policy.reset(self.view, rng)
+
+    # ----------------------------------------------------------------- mix rates and power
+    def _mix(self, device: str, mix: tuple[int, ...]) -> tuple[list[float], float, float]:
+        """(rate per model, dynamic power, utilisation sum) for ``mix`` on ``device``."""
+        key = (device, mix)
+        hit = self._mix_cache.get(key)
+        if hit is not None:
+            return hit
+        names = self.model_names
+        running = {names[m]: c for m, c in enumerate(mix) if c}
+        rates = [0.0] * len(mix)
+        for m, c in enumerate(mix):
+            if c:
+                others = dict(running)
+                others[names[m]] = c - 1
+                rates[m] = 1.0 / self.interference.slowdown(device, names[m], others)
+        dyn = self.power.power(device, running) - self.power.idle(device)
+        util = sum(
+            c * self.cluster.catalog.profile(device, names[m]).utilisation.value
+            for m, c in enumerate(mix)
+            if c
+        )
+        self._mix_cache[key] = hit = (rates, dyn, util)
+        return hit
+
+    # ----------------------------------------------------------------------------- the run
+    def run(self) -> RunRecords:
+        """Simulate every request; return the per-request records."""
+        cluster, kernel, wl, policy = self.cluster, self.kernel, self.workload, self.policy
+        view, state = self.view, self.state
+        rec = self.records
+        n_nodes, n_models = len(cluster.nodes), len(self.model_names)
+        device = [node.device.name for node in cluster.nodes]
+        idle_w = [node.device.idle_power_w.value for node in cluster.nodes]
+        is_cloud = [node.is_cloud for node in cluster.nodes]
+        deployed = view.deployed.tolist()
+        node_link = [node.link for node in cluster.nodes]
+        work_of = view.solo_latency_s.tolist()
+        free = [list(row) for row in deployed]
+        waiting: list[list[deque[Request]]] = [
+            [deque() for _ in range(n_models)] for _ in range(n_nodes)
+        ]
+        jobs: list[list[list[Any]]] = [[] for _ in range(n_nodes)]
+        mix = [[0] * n_models for _ in range(n_nodes)]
+        last = [0.0] * n_nodes
+        version = [0] * n_nodes
+        dynp = [0.0] * n_nodes
+        edyn = self._energy_dyn
+        mix_of = self._mix
+        inflight, inflight_model = state.inflight, state.inflight_model
+        running, running_model, running_util = (
+            state.running,
+            state.running_model,
+            state.running_util,
+        )
+        ewma, ewma_t, power_now = state.latency_ewma_s, state.latency_time_s, state.power_w
+        power_now[:] = idle_w
+        rec_node, rec_start, rec_finish, rec_energy = (
+            rec.node,
+            rec.start_s,
+            rec.finish_s,
+            rec.energy_j,
+        )
+        schedule = kernel.schedule
+        observe = policy.observe if policy.wants_outcomes else None
+        decide = policy.decide
+
+        def advance(n: int, t: float) -> None:
+            dt = t - last[n]
+            if dt > 0.0:
+                js = jobs[n]
+                if js:
+                    p = dynp[n]
+                    share = p * dt / len(js)
+                    for j in js:
+                        j[0] -= dt * j[1]
+                        j[3] += share
+                    edyn[n] += p * dt
+                last[n] = t
+
+        def rerate(n: int, t: float) -> None:
+            mx = mix[n]
+            rates, p, u = mix_of(device[n], tuple(mx))
+            dynp[n] = p
+            power_now[n] = idle_w[n] + p
+            running_util[n] = u
+            version[n] += 1
+            js = jobs[n]
+            if not js:
+                return
+            soonest = float("inf")
+            for j in js:
+                r = rates[j[2].model]
+                j[1] = r
+                left = j[0] / r
+                if left < soonest:
+                    soonest = left
+            schedule(t + soonest, URGENT, node_done, n, version[n])
+
+        def start(n: int, req: Request, t: float) -> None:
+            m = req.model
+            free[n][m] -= 1
+            mix[n][m] += 1
+            jobs[n].append([work_of[n][m], 0.0, req, 0.0, t])
+            running[n] += 1
+            running_model[n, m] += 1
+
+        def node_done(n: int, ver: int) -> None:
+            if ver != version[n]:
+                return  # superseded by a later re-rate
+            t = kernel.now
+            advance(n, t)
+            js = jobs[n]
+            finished = [j for j in js if j[0] <= _DONE]
+            if not finished:  # rounding left a hair of work: finish the soonest job
+                finished = [min(js, key=lambda j: j[0] / j[1])]
+            for j in finished:
+                js.remove(j)
+                req = j[2]
+                m, rid = req.model, req.id
+                mix[n][m] -= 1
+                free[n][m] += 1
+                running[n] -= 1
+                running_model[n, m] -= 1
+                inflight[n] -= 1
+                inflight_model[n, m] -= 1
+                rec_node[rid] = n
+                rec_start[rid] = j[4]
+                rec_finish[rid] = t
+                rec_energy[rid] = j[3]
+                lat = t - req.arrival_s
+                prev = ewma[n]
+                ewma[n] = lat if prev != prev else prev + _EWMA * (lat - prev)
+                ewma_t[n] = t
+                q = waiting[n][m]
+                if q:
+                    start(n, q.popleft(), t)
+                if observe is not None:
+                    observe(
+                        Outcome(rid, m, n, req.arrival_s, j[4], t, j[3], is_cloud[n], req.slo_s)
+                    )
+            rec.done += len(finished)
+            rerate(n, t)
+
+        def deliver(n: int, req: Request) -> None:
+            t = kernel.now
+            m = req.model
+            if free[n][m] > 0:
+                advance(n, t)
+                start(n, req, t)
+                rerate(n, t)
+            else:
+                waiting[n][m].append(req)
+
+        # Shared links: processor sharing of bandwidth among transfers, one job list per link.
+        link_jobs: list[list[list[Any]]] = [[] for _ in cluster.links]
+        link_last = [0.0] * len(cluster.links)
+        link_version = [0] * len(cluster.links)
+        link_active = state.link_active
+
+        def link_advance(k: int, t: float) -> None:
+            js = link_jobs[k]
+            if js:
+                sent = (t - link_last[k]) * cluster.links[k].bandwidth_bytes_per_s / len(js)
+                for j in js:
+                    j[0] -= sent
+            link_last[k] = t
+
+        def link_reschedule(k: int, t: float) -> None:
+            link_version[k] += 1
+            js = link_jobs[k]
+            if js:
+                soonest = min(j[0] for j in js) * len(js) / cluster.links[k].bandwidth_bytes_per_s
+                schedule(t + soonest, URGENT, link_done, k, link_version[k])
+
+        def link_done(k: int, ver: int) -> None:
+            if ver != link_version[k]:
+                return
+            t = kernel.now
+            link_advance(k, t)
+            js = link_jobs[k]
+            done = [j for j in js if j[0] <= _DONE] or [min(js, key=lambda j: j[0])]
+            rtt = cluster.links[k].rtt_s
+            for j in done:
+                js.remove(j)
+                link_active[k] -= 1
+                schedule(t + rtt, NORMAL, deliver, j[2], j[1])
+            link_reschedule(k, t)
+
+        def arrive(req: Request, t: float) -> None:
+            n = decide(req, view)
+            m = req.model
+            if not (0 <= n < n_nodes) or not deployed[n][m]:
+                raise PolicyDecisionError(
+                    f"policy {policy.name!r} sent request {req.id} of model "
+                    f"{self.model_names[m]!r} to node {n!r}, which does not serve it"
+                )
+            inflight[n] += 1
+            inflight_model[n, m] += 1
+            link = node_link[n]
+            if link is None:
+                deliver(n, req)
+            elif link.shared:
+                k = link.index
+                link_advance(k, t)
+                link_jobs[k].append([float(req.input_bytes), req, n])
+                link_active[k] += 1
+                link_reschedule(k, t)
+            else:
+                schedule(
+                    t + link.rtt_s + req.input_bytes / link.bandwidth_bytes_per_s,
+                    NORMAL,
+                    deliver,
+                    n,
+                    req,
+                )
+
+        run_until = kernel.run_until
+        total = len(wl)
+        for lo in range(0, total, _CHUNK):
+            hi = min(lo + _CHUNK, total)
+            times = wl.times[lo:hi].tolist()
+            models = wl.models[lo:hi].tolist()
+            slos = wl.slo_s[lo:hi].tolist()
+            sizes = wl.input_bytes[lo:hi].tolist()
+            for i, t in enumerate(times):
+                run_until(t)
+                arrive(Request(lo + i, models[i], t, sizes[i], slos[i]), t)
+            if self.progress is not None:
+                self.progress(hi)
+        kernel.run()
+        for n in range(n_nodes):
+            advance(n, kernel.now)
+        return rec
+
+    @property
+    def dynamic_energy_j(self) -> list[float]:
+        """Dynamic energy integrated per node so far, in joules."""
+        return list(self._energy_dyn)

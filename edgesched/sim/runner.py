@@ -1,0 +1,201 @@
+"""``simulate(cluster, scenario, policy) -> Result``: the simulator's front door."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgesched.core.cluster import Cluster
+from edgesched.core.metrics import Metrics, compute_metrics
+from edgesched.core.scenario import ScenarioConfig, TraceArrivals
+from edgesched.errors import ConfigError
+from edgesched.policies import RoutePolicy, make
+from edgesched.sim.arrivals import Workload, build_workload
+from edgesched.sim.capacity import capacity_rps
+from edgesched.sim.engine import Engine
+from edgesched.sim.interference import (
+    InterferenceModel,
+    NoInterference,
+    ParametricInterference,
+)
+from edgesched.sim.power import PowerModel
+
+
+@dataclass
+class Result:
+    """A finished run: the workload, per-request columns, energy and metrics.
+
+    Attributes:
+        cluster: the cluster simulated.
+        workload: the requests.
+        node: serving node index per request.
+        start_s: computation start per request.
+        finish_s: answer time per request.
+        energy_j: dynamic energy share per request.
+        node_energy_j: total (idle + dynamic) energy per node.
+        metrics: the aggregates.
+        wall_s: wall-clock seconds the simulation took.
+    """
+
+    cluster: Cluster
+    workload: Workload
+    node: np.ndarray
+    start_s: np.ndarray
+    finish_s: np.ndarray
+    energy_j: np.ndarray
+    node_energy_j: np.ndarray
+    metrics: Metrics
+    wall_s: float
+
+    @property
+    def latency_s(self) -> np.ndarray:
+        """Arrival to answer, per request."""
+        return self.finish_s - self.workload.times
+
+    def write_records(self, path: str | Path) -> None:
+        """Write one CSV row per request."""
+        wl, names = self.workload, self.workload.model_names
+        ids = [node.id for node in self.cluster.nodes]
+        cloud = [node.is_cloud for node in self.cluster.nodes]
+        lat = self.latency_s
+        with Path(path).open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(
+                [
+                    "id",
+                    "model",
+                    "node",
+                    "arrival_s",
+                    "start_s",
+                    "finish_s",
+                    "latency_s",
+                    "slo_s",
+                    "slo_met",
+                    "energy_j",
+                    "offloaded",
+                ]
+            )
+            cols = zip(
+                wl.models.tolist(),
+                self.node.tolist(),
+                wl.times.tolist(),
+                self.start_s.tolist(),
+                self.finish_s.tolist(),
+                lat.tolist(),
+                wl.slo_s.tolist(),
+                self.energy_j.tolist(),
+                strict=True,
+            )
+            for i, (m, n, a, s, fin, la, slo, e) in enumerate(cols):
+                w.writerow(
+                    [
+                        i,
+                        names[m],
+                        ids[n],
+                        f"{a:.9f}",
+                        f"{s:.9f}",
+                        f"{fin:.9f}",
+                        f"{la:.9f}",
+                        slo,
+                        int(la <= slo),
+                        f"{e:.6g}",
+                        int(cloud[n]),
+                    ]
+                )
+
+
+def make_interference(cluster: Cluster) -> InterferenceModel:
+    """The interference model named in the cluster file."""
+    if cluster.interference.kind == "none":
+        return NoInterference()
+    return ParametricInterference(cluster.catalog, cluster.interference.alpha_scale)
+
+
+def resolve_rate(cluster: Cluster, scenario: ScenarioConfig) -> float | None:
+    """The scenario's absolute arrival rate (``load`` × estimated capacity), or None for traces."""
+    if isinstance(scenario.arrivals, TraceArrivals):
+        return None
+    if scenario.rate_rps is not None:
+        return scenario.rate_rps
+    assert scenario.load is not None
+    mix = {m: ml.weight for m, ml in scenario.models.items()}
+    return scenario.load * capacity_rps(cluster, mix, default_input_bytes(cluster, scenario))
+
+
+def default_input_bytes(cluster: Cluster, scenario: ScenarioConfig) -> dict[str, int]:
+    """Bytes per request for each scenario model (the scenario's, else the raw input size)."""
+    out = {}
+    for name, ml in scenario.models.items():
+        out[name] = ml.input_bytes or cluster.catalog.model(name).input_bytes
+    return out
+
+
+def simulate(
+    cluster: Cluster,
+    scenario: ScenarioConfig,
+    policy: str | RoutePolicy,
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Result:
+    """Run ``scenario`` on ``cluster`` with a routing policy (a registry name or an instance).
+
+    Args:
+        cluster: the cluster.
+        scenario: the validated scenario.
+        policy: e.g. ``"pow2"`` or a :class:`RoutePolicy`.
+        seed: overrides the scenario's seed.
+        progress: called with the number of arrivals handled, now and then.
+
+    Raises:
+        ConfigError: the scenario asks for a model the cluster does not serve.
+        UnknownNameError: unknown policy name.
+    """
+    missing = sorted(set(scenario.models) - set(cluster.model_names))
+    if missing:
+        raise ConfigError(
+            f"scenario {scenario.name!r} requests {missing}, which cluster {cluster.name!r} "
+            f"does not deploy (it serves {list(cluster.model_names)})"
+        )
+    route = make("route", policy) if isinstance(policy, str) else policy
+    seed = scenario.seed if seed is None else seed
+    wl_rng, policy_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    workload = build_workload(
+        scenario, resolve_rate(cluster, scenario), default_input_bytes(cluster, scenario), wl_rng
+    )
+    began = time.perf_counter()
+    engine = Engine(
+        cluster,
+        workload,
+        route,
+        make_interference(cluster),
+        PowerModel(cluster.catalog),
+        policy_rng,
+        progress,
+    )
+    rec = engine.run()
+    wall = time.perf_counter() - began
+    node = np.frombuffer(rec.node, dtype=np.int32)
+    start = np.frombuffer(rec.start_s, dtype=np.float64)
+    finish = np.frombuffer(rec.finish_s, dtype=np.float64)
+    energy = np.frombuffer(rec.energy_j, dtype=np.float64)
+    end = float(finish.max())
+    idle = np.array([nd.device.idle_power_w.value for nd in cluster.nodes])
+    node_energy = idle * end + np.array(engine.dynamic_energy_j)
+    offloaded = np.array([nd.is_cloud for nd in cluster.nodes])[node]
+    metrics = compute_metrics(
+        route.name,
+        finish - workload.times,
+        workload.slo_s,
+        workload.models,
+        workload.model_names,
+        offloaded,
+        float(workload.times[0]),
+        end,
+        float(node_energy.sum()),
+    )
+    return Result(cluster, workload, node, start, finish, energy, node_energy, metrics, wall)
