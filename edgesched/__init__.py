@@ -3,7 +3,8 @@
 The simulator's front door is :func:`simulate`::
 
     from edgesched import Cluster, ScenarioConfig, simulate
-    result = simulate(Cluster.load("cluster.yaml"), ScenarioConfig.load_file("scenario.yaml"), "pow2")
+    cluster = Cluster.load("cluster.yaml")
+    result = simulate(cluster, ScenarioConfig.load_file("scenario.yaml"), "pow2")
     print(result.metrics)
 """
 

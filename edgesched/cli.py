@@ -19,9 +19,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-catalog_app = typer.Typer(help="Browse the built-in devices, models and profiles.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="Browse the built-in devices, models and profiles.", no_args_is_help=True
+)
 app.add_typer(catalog_app, name="catalog")
 console = Console()
+if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
+    console = Console(width=max(console.width, 140))
 err_console = Console(stderr=True)
 
 ClusterOpt = Annotated[
@@ -30,7 +34,9 @@ ClusterOpt = Annotated[
 ]
 ScenarioOpt = Annotated[
     Path | None,
-    typer.Option("--scenario", "-s", help="scenario.yaml (default: the built-in default scenario)."),
+    typer.Option(
+        "--scenario", "-s", help="scenario.yaml (default: the built-in default scenario)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
@@ -48,7 +54,7 @@ def _progress(quiet: bool) -> Progress:
     )
 
 
-def _load(cluster: Path | None, scenario: Path | None, requests: int | None = None):  # noqa: ANN202
+def _load(cluster: Path | None, scenario: Path | None, requests: int | None = None):
     from edgesched.bench.scenarios import default_cluster_path, default_scenario_path
     from edgesched.core.cluster import Cluster
     from edgesched.core.scenario import ScenarioConfig
@@ -82,7 +88,9 @@ def simulate(
     cl, sc = _load(cluster, scenario, requests)
     with _progress(as_json) as bar:
         task = bar.add_task(f"simulating {policy}", total=sc.requests)
-        result = run_sim(cl, sc, policy, seed=seed, progress=lambda n: bar.update(task, completed=n))
+        result = run_sim(
+            cl, sc, policy, seed=seed, progress=lambda n: bar.update(task, completed=n)
+        )
     if records is not None:
         result.write_records(records)
     m = result.metrics.to_dict()

@@ -45,14 +45,20 @@ def device(
 
 def model(name: str, flops: float = 1e9) -> ModelSpec:
     """A model kind with a 3×32×32 input."""
-    return ModelSpec(name=name, task="classification", input_shape=(3, 32, 32), flops=est(flops),
-                     params=est(1e6))
+    return ModelSpec(
+        name=name, task="classification", input_shape=(3, 32, 32), flops=est(flops), params=est(1e6)
+    )
 
 
 def profile(dev: str, mod: str, latency_s: float, utilisation: float = 1.0) -> Profile:
     """A profile with a given solo latency and utilisation."""
-    return Profile(device=dev, model=mod, latency_s=est(latency_s), batch_slope=est(0.5),
-                   utilisation=est(utilisation))
+    return Profile(
+        device=dev,
+        model=mod,
+        latency_s=est(latency_s),
+        batch_slope=est(0.5),
+        utilisation=est(utilisation),
+    )
 
 
 class CatalogBuilder:
@@ -71,7 +77,9 @@ class CatalogBuilder:
         self._models.append(model(name, flops))
         return self
 
-    def profile(self, dev: str, mod: str, latency_s: float, utilisation: float = 1.0) -> CatalogBuilder:
+    def profile(
+        self, dev: str, mod: str, latency_s: float, utilisation: float = 1.0
+    ) -> CatalogBuilder:
         self._profiles.append(profile(dev, mod, latency_s, utilisation))
         return self
 

@@ -23,6 +23,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _policy_ticks(ax: Any, names: Sequence[str]) -> None:
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
 def latency_cdf(results: Sequence[Result], path: Path) -> Path:
     """Empirical CDF of request latency per policy, log-scaled milliseconds."""
     plt = _pyplot()
@@ -59,8 +64,7 @@ def p99_and_slo(results: Sequence[Result], path: Path) -> Path:
     b.set_ylabel("requests within SLO (%)")
     b.set_title("SLO attainment")
     for ax in (a, b):
-        ax.tick_params(axis="x", rotation=40, labelsize=8)
-        ax.grid(True, axis="y", alpha=0.3)
+        _policy_ticks(ax, names)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -81,8 +85,7 @@ def energy_per_request(results: Sequence[Result], path: Path) -> Path:
     ax.bar(names, cloud, bottom=edge, label="cloud nodes", color="tab:gray")
     ax.set_ylabel("energy per request (J, idle + dynamic)")
     ax.set_title("Energy per request")
-    ax.tick_params(axis="x", rotation=40, labelsize=8)
-    ax.grid(True, axis="y", alpha=0.3)
+    _policy_ticks(ax, names)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

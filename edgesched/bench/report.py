@@ -37,7 +37,9 @@ _COLUMNS = (
 def _table(results: Sequence[Result]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c, _ in _COLUMNS)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(f(r.metrics)))}</td>" for _, f in _COLUMNS) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(f(r.metrics)))}</td>" for _, f in _COLUMNS)
+        + "</tr>"
         for r in results
     )
     return f"<table><tr>{head}</tr>{rows}</table>"
@@ -48,7 +50,9 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def write_report(results: Sequence[Result], out: str | Path, title: str = "edgesched report") -> Path:
+def write_report(
+    results: Sequence[Result], out: str | Path, title: str = "edgesched report"
+) -> Path:
     """Write ``index.html``, three PNG plots and ``metrics.json`` into ``out``; return the page."""
     if not results:
         raise ValueError("no results to report")

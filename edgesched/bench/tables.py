@@ -11,24 +11,39 @@ from edgesched.core.metrics import Metrics
 from edgesched.core.sourced import Sourced
 
 
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 1000 else f"{ms:,.0f}"
+
+
 def metrics_table(rows: Sequence[Metrics], title: str = "") -> Table:
     """One row per run: latency (ms), SLO attainment, throughput, energy, offload rate."""
     table = Table(title=title, header_style="bold")
-    for col in ("policy", "mean ms", "p50 ms", "p95 ms", "p99 ms", "SLO met", "thr. req/s",
-                "goodput req/s", "J/request", "offload"):
+    for col in (
+        "policy",
+        "mean ms",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "SLO met",
+        "req/s",
+        "good req/s",
+        "J/request",
+        "offload",
+    ):
         table.add_column(col, justify="left" if col == "policy" else "right")
     best_p99 = min(m.latency_p99_s for m in rows)
     for m in rows:
-        p99 = f"{m.latency_p99_s * 1e3:,.1f}"
+        p99 = _ms(m.latency_p99_s)
         table.add_row(
             m.policy,
-            f"{m.latency_mean_s * 1e3:,.1f}",
-            f"{m.latency_p50_s * 1e3:,.1f}",
-            f"{m.latency_p95_s * 1e3:,.1f}",
+            _ms(m.latency_mean_s),
+            _ms(m.latency_p50_s),
+            _ms(m.latency_p95_s),
             f"[green]{p99}[/green]" if m.latency_p99_s == best_p99 and len(rows) > 1 else p99,
             f"{m.slo_attainment:.1%}",
-            f"{m.throughput_rps:,.1f}",
-            f"{m.goodput_rps:,.1f}",
+            f"{m.throughput_rps:,.0f}",
+            f"{m.goodput_rps:,.0f}",
             f"{m.energy_per_request_j:.3f}",
             f"{m.offload_rate:.1%}",
         )
@@ -38,20 +53,41 @@ def metrics_table(rows: Sequence[Metrics], title: str = "") -> Table:
 def catalog_tables(cat: Catalog) -> list[Table]:
     """A devices table and a models table."""
     dev = Table(title="Devices", header_style="bold")
-    for col in ("name", "kind", "accelerator", "price USD", "memory GB", "idle W", "peak W",
-                "eff. TFLOP/s"):
+    for col in (
+        "name",
+        "kind",
+        "accelerator",
+        "price USD",
+        "memory GB",
+        "idle W",
+        "peak W",
+        "eff. TFLOP/s",
+    ):
         dev.add_column(col)
     for d in cat.devices.values():
-        dev.add_row(d.name, d.kind, d.accelerator, f"{d.price_usd.value:,.0f}",
-                    f"{d.memory_bytes.value / 1e9:g}", f"{d.idle_power_w.value:g}",
-                    f"{d.peak_power_w.value:g}", f"{d.effective_flops.value / 1e12:.3g}")
+        dev.add_row(
+            d.name,
+            d.kind,
+            d.accelerator,
+            f"{d.price_usd.value:,.0f}",
+            f"{d.memory_bytes.value / 1e9:g}",
+            f"{d.idle_power_w.value:g}",
+            f"{d.peak_power_w.value:g}",
+            f"{d.effective_flops.value / 1e12:.3g}",
+        )
     mod = Table(title="Models", header_style="bold")
     for col in ("name", "task", "input", "GFLOP", "params M", "accuracy"):
         mod.add_column(col)
     for m in cat.models.values():
         acc = f"{m.accuracy.value:.3g}" if m.accuracy else "-"
-        mod.add_row(m.name, m.task, "×".join(map(str, m.input_shape)), f"{m.flops.value / 1e9:.3g}",
-                    f"{m.params.value / 1e6:.3g}", acc)
+        mod.add_row(
+            m.name,
+            m.task,
+            "×".join(map(str, m.input_shape)),
+            f"{m.flops.value / 1e9:.3g}",
+            f"{m.params.value / 1e6:.3g}",
+            acc,
+        )
     return [dev, mod]
 
 
@@ -79,6 +115,11 @@ def describe(cat: Catalog, name: str) -> list[Table]:
     )
     for device, model in pairs:
         p = cat.profile(device, model)
-        prof.add_row(model if other == "model" else device, f"{p.latency_s.value * 1e3:.3g}",
-                     f"{p.batch_slope.value:.2f}", f"{p.utilisation.value:.2f}", p.source)
+        prof.add_row(
+            model if other == "model" else device,
+            f"{p.latency_s.value * 1e3:.3g}",
+            f"{p.batch_slope.value:.2f}",
+            f"{p.utilisation.value:.2f}",
+            p.source,
+        )
     return [facts, prof]

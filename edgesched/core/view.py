@@ -8,57 +8,70 @@ it with array operations.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 
 from edgesched.core.cluster import Cluster
 
 
-@dataclass
 class ClusterState:
     """Mutable per-node state, owned by the world (never by policies).
+
+    Each field is a numpy array over a flat :class:`array.array` buffer kept in :attr:`raw`:
+    the world writes single elements through ``raw`` (several times cheaper than numpy item
+    assignment), policies read whole arrays through numpy, and both see the same memory.
+    Matrices ``[nodes, models]`` are stored row-major, so element ``(n, m)`` of ``raw[name]`` is
+    at ``n * models + m``.
 
     Attributes:
         inflight: requests assigned to each node and not finished (in transfer, queued or
             running).
         inflight_model: the same, per node and model.
-        running: instances computing now, per node.
         running_model: instances computing now, per node and model.
         running_util: sum of the utilisation of the instances computing now, per node.
         link_active: transfers in progress on each link.
         latency_ewma_s: exponentially weighted mean of measured latencies per node (NaN until
             the first answer).
         latency_time_s: when ``latency_ewma_s`` was last updated (NaN until then).
-        power_w: the device's power draw now.
     """
+
+    _SHAPES: ClassVar[dict[str, tuple[str, str]]] = {
+        "inflight": ("q", "n"),
+        "inflight_model": ("q", "nm"),
+        "running_model": ("q", "nm"),
+        "running_util": ("d", "n"),
+        "link_active": ("q", "l"),
+        "latency_ewma_s": ("d", "n"),
+        "latency_time_s": ("d", "n"),
+    }
 
     inflight: np.ndarray
     inflight_model: np.ndarray
-    running: np.ndarray
     running_model: np.ndarray
     running_util: np.ndarray
     link_active: np.ndarray
     latency_ewma_s: np.ndarray
     latency_time_s: np.ndarray
-    power_w: np.ndarray
+
+    def __init__(self, n_nodes: int, n_models: int, n_links: int) -> None:
+        """A state with nothing running and no measurement yet."""
+        self.raw: dict[str, array] = {}
+        dims = {"n": (n_nodes,), "nm": (n_nodes, n_models), "l": (max(n_links, 1),)}
+        for name, (code, dim) in self._SHAPES.items():
+            shape = dims[dim]
+            size = int(np.prod(shape))
+            fill = float("nan") if name.startswith("latency") else 0
+            buf = array(code, [fill] * size)
+            self.raw[name] = buf
+            setattr(self, name, np.frombuffer(buf, dtype=buf.typecode).reshape(shape))
 
     @classmethod
-    def zeros(cls, n_nodes: int, n_models: int, n_links: int) -> ClusterState:
-        """A state with nothing running and no measurement yet."""
-        nan = np.full(n_nodes, np.nan)
-        return cls(
-            inflight=np.zeros(n_nodes, np.int64),
-            inflight_model=np.zeros((n_nodes, n_models), np.int64),
-            running=np.zeros(n_nodes, np.int64),
-            running_model=np.zeros((n_nodes, n_models), np.int64),
-            running_util=np.zeros(n_nodes),
-            link_active=np.zeros(max(n_links, 1), np.int64),
-            latency_ewma_s=nan,
-            latency_time_s=nan.copy(),
-            power_w=np.zeros(n_nodes),
-        )
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of the state arrays."""
+        return tuple(cls._SHAPES)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -133,24 +146,27 @@ class ClusterView:
         )
         self.link_shared = _readonly(np.array([lk.shared for lk in cluster.links] or [False]))
         self._candidates = tuple(_readonly(np.flatnonzero(deployed[:, j])) for j in range(m))
-        for f in fields(ClusterState):
-            setattr(self, f.name, _readonly(getattr(state, f.name)))
+        for name in ClusterState.field_names():
+            setattr(self, name, _readonly(getattr(state, name)))
 
     # Live arrays, declared for type checkers (set from ClusterState in __init__).
     inflight: np.ndarray
     inflight_model: np.ndarray
-    running: np.ndarray
     running_model: np.ndarray
     running_util: np.ndarray
     link_active: np.ndarray
     latency_ewma_s: np.ndarray
     latency_time_s: np.ndarray
-    power_w: np.ndarray
 
     @property
     def n_nodes(self) -> int:
         """Number of nodes."""
         return len(self.node_ids)
+
+    def power_w(self) -> np.ndarray:
+        """Power draw of every node now, in watts (linear in the running utilisation)."""
+        busy = np.minimum(self.running_util, 1.0)
+        return self.idle_power_w + (self.peak_power_w - self.idle_power_w) * busy
 
     def model_index(self, name: str) -> int:
         """Index of model ``name`` in :attr:`model_names`."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
@@ -28,11 +29,14 @@ from edgesched.policies.route import RoutePolicy
 from edgesched.sim.arrivals import Workload
 from edgesched.sim.interference import InterferenceModel
 from edgesched.sim.kernel import NORMAL, URGENT, Kernel
+from edgesched.sim.links import SharedLink
 from edgesched.sim.power import PowerModel
 
 _DONE = 1e-12  # remaining work (seconds or bytes) below which a job counts as finished
 _EWMA = 0.1  # weight of a new latency in the per-node moving average
 _CHUNK = 65536  # arrivals converted to Python lists at a time
+_BITS = 10  # bits per model in a node's mix code: up to 1023 running instances of one model
+_MASK = (1 << _BITS) - 1
 
 
 class PolicyDecisionError(EdgeschedError):
@@ -83,7 +87,7 @@ class Engine:
         names = workload.model_names
         self.model_names = names
         n_nodes, n_models = len(cluster.nodes), len(names)
-        self.state = ClusterState.zeros(n_nodes, n_models, len(cluster.links))
+        self.state = ClusterState(n_nodes, n_models, len(cluster.links))
         per_model_bytes = [0] * n_models
         for m, b in zip(
             workload.models[:4096].tolist(), workload.input_bytes[:4096].tolist(), strict=True
@@ -98,18 +102,23 @@ class Engine:
             cluster.interference.alpha_scale,
         )
         self.records = RunRecords(len(workload))
-        self._mix_cache: dict[tuple[str, tuple[int, ...]], tuple[list[float], float, float]] = {}
+        self._mix_cache: dict[str, dict[int, tuple[list[float], float, float]]] = {}
         self._energy_dyn = [0.0] * n_nodes
         policy.reset(self.view, rng)
 
     # ----------------------------------------------------------------- mix rates and power
-    def _mix(self, device: str, mix: tuple[int, ...]) -> tuple[list[float], float, float]:
-        """(rate per model, dynamic power, utilisation sum) for ``mix`` on ``device``."""
-        key = (device, mix)
-        hit = self._mix_cache.get(key)
+    def _mix(self, device: str, code: int) -> tuple[list[float], float, float]:
+        """(rate per model, dynamic power, utilisation sum) for a mix on ``device``.
+
+        A mix is encoded as one integer, ``sum(count[m] << (_BITS * m))``, so that starting or
+        finishing a job is one addition and the cache key is cheap to hash.
+        """
+        cache = self._mix_cache.setdefault(device, {})
+        hit = cache.get(code)
         if hit is not None:
             return hit
         names = self.model_names
+        mix = [(code >> (_BITS * m)) & _MASK for m in range(len(names))]
         running = {names[m]: c for m, c in enumerate(mix) if c}
         rates = [0.0] * len(mix)
         for m, c in enumerate(mix):
@@ -123,7 +132,7 @@ class Engine:
             for m, c in enumerate(mix)
             if c
         )
-        self._mix_cache[key] = hit = (rates, dyn, util)
+        cache[code] = hit = (rates, dyn, util)
         return hit
 
     # ----------------------------------------------------------------------------- the run
@@ -134,7 +143,6 @@ class Engine:
         rec = self.records
         n_nodes, n_models = len(cluster.nodes), len(self.model_names)
         device = [node.device.name for node in cluster.nodes]
-        idle_w = [node.device.idle_power_w.value for node in cluster.nodes]
         is_cloud = [node.is_cloud for node in cluster.nodes]
         deployed = view.deployed.tolist()
         node_link = [node.link for node in cluster.nodes]
@@ -144,27 +152,28 @@ class Engine:
             [deque() for _ in range(n_models)] for _ in range(n_nodes)
         ]
         jobs: list[list[list[Any]]] = [[] for _ in range(n_nodes)]
-        mix = [[0] * n_models for _ in range(n_nodes)]
+        code = [0] * n_nodes  # running mix per node, see _mix
+        unit = [1 << (_BITS * m) for m in range(n_models)]
         last = [0.0] * n_nodes
         version = [0] * n_nodes
         dynp = [0.0] * n_nodes
         edyn = self._energy_dyn
         mix_of = self._mix
-        inflight, inflight_model = state.inflight, state.inflight_model
-        running, running_model, running_util = (
-            state.running,
-            state.running_model,
-            state.running_util,
-        )
-        ewma, ewma_t, power_now = state.latency_ewma_s, state.latency_time_s, state.power_w
-        power_now[:] = idle_w
+        # One cache per device kind, shared by its nodes: mix code → (rates, power, util).
+        node_cache = [self._mix_cache.setdefault(d, {}) for d in device]
+        raw = state.raw  # flat buffers behind the view's arrays; (n, m) is at n * n_models + m
+        inflight, inflight_model = raw["inflight"], raw["inflight_model"]
+        running_model, running_util = raw["running_model"], raw["running_util"]
+        ewma, ewma_t = raw["latency_ewma_s"], raw["latency_time_s"]
         rec_node, rec_start, rec_finish, rec_energy = (
             rec.node,
             rec.start_s,
             rec.finish_s,
             rec.energy_j,
         )
-        schedule = kernel.schedule
+        # Hot path: events go straight onto the kernel's heap with the kernel's own sequence
+        # counter (Kernel.schedule adds only a past-time check that these callers cannot fail).
+        heap, seq = kernel.heap, kernel.seq
         observe = policy.observe if policy.wants_outcomes else None
         decide = policy.decide
 
@@ -182,10 +191,9 @@ class Engine:
                 last[n] = t
 
         def rerate(n: int, t: float) -> None:
-            mx = mix[n]
-            rates, p, u = mix_of(device[n], tuple(mx))
+            hit = node_cache[n].get(code[n])
+            rates, p, u = hit if hit is not None else mix_of(device[n], code[n])
             dynp[n] = p
-            power_now[n] = idle_w[n] + p
             running_util[n] = u
             version[n] += 1
             js = jobs[n]
@@ -198,20 +206,18 @@ class Engine:
                 left = j[0] / r
                 if left < soonest:
                     soonest = left
-            schedule(t + soonest, URGENT, node_done, n, version[n])
+            heappush(heap, (t + soonest, URGENT, next(seq), node_done, n, version[n]))
 
         def start(n: int, req: Request, t: float) -> None:
             m = req.model
             free[n][m] -= 1
-            mix[n][m] += 1
+            code[n] += unit[m]
             jobs[n].append([work_of[n][m], 0.0, req, 0.0, t])
-            running[n] += 1
-            running_model[n, m] += 1
+            running_model[n * n_models + m] += 1
 
-        def node_done(n: int, ver: int) -> None:
+        def node_done(t: float, n: int, ver: int) -> None:
             if ver != version[n]:
                 return  # superseded by a later re-rate
-            t = kernel.now
             advance(n, t)
             js = jobs[n]
             finished = [j for j in js if j[0] <= _DONE]
@@ -221,12 +227,11 @@ class Engine:
                 js.remove(j)
                 req = j[2]
                 m, rid = req.model, req.id
-                mix[n][m] -= 1
+                code[n] -= unit[m]
                 free[n][m] += 1
-                running[n] -= 1
-                running_model[n, m] -= 1
+                running_model[n * n_models + m] -= 1
                 inflight[n] -= 1
-                inflight_model[n, m] -= 1
+                inflight_model[n * n_models + m] -= 1
                 rec_node[rid] = n
                 rec_start[rid] = j[4]
                 rec_finish[rid] = t
@@ -245,50 +250,33 @@ class Engine:
             rec.done += len(finished)
             rerate(n, t)
 
-        def deliver(n: int, req: Request) -> None:
-            t = kernel.now
-            m = req.model
-            if free[n][m] > 0:
+        def deliver(t: float, n: int, req: Request) -> None:
+            if free[n][req.model] > 0:
                 advance(n, t)
                 start(n, req, t)
                 rerate(n, t)
             else:
-                waiting[n][m].append(req)
+                waiting[n][req.model].append(req)
 
-        # Shared links: processor sharing of bandwidth among transfers, one job list per link.
-        link_jobs: list[list[list[Any]]] = [[] for _ in cluster.links]
-        link_last = [0.0] * len(cluster.links)
+        # Shared links: bandwidth split among transfers (see SharedLink), one event per link.
+        shared = [SharedLink(lk.bandwidth_bytes_per_s) for lk in cluster.links]
         link_version = [0] * len(cluster.links)
-        link_active = state.link_active
+        link_active = raw["link_active"]
 
-        def link_advance(k: int, t: float) -> None:
-            js = link_jobs[k]
-            if js:
-                sent = (t - link_last[k]) * cluster.links[k].bandwidth_bytes_per_s / len(js)
-                for j in js:
-                    j[0] -= sent
-            link_last[k] = t
-
-        def link_reschedule(k: int, t: float) -> None:
+        def link_reschedule(k: int) -> None:
             link_version[k] += 1
-            js = link_jobs[k]
-            if js:
-                soonest = min(j[0] for j in js) * len(js) / cluster.links[k].bandwidth_bytes_per_s
-                schedule(t + soonest, URGENT, link_done, k, link_version[k])
+            at = shared[k].next_finish()
+            if at is not None:
+                heappush(heap, (at, URGENT, next(seq), link_done, k, link_version[k]))
 
-        def link_done(k: int, ver: int) -> None:
+        def link_done(t: float, k: int, ver: int) -> None:
             if ver != link_version[k]:
                 return
-            t = kernel.now
-            link_advance(k, t)
-            js = link_jobs[k]
-            done = [j for j in js if j[0] <= _DONE] or [min(js, key=lambda j: j[0])]
             rtt = cluster.links[k].rtt_s
-            for j in done:
-                js.remove(j)
+            for n, req in shared[k].pop_done(t):
                 link_active[k] -= 1
-                schedule(t + rtt, NORMAL, deliver, j[2], j[1])
-            link_reschedule(k, t)
+                heappush(heap, (t + rtt, NORMAL, next(seq), deliver, n, req))
+            link_reschedule(k)
 
         def arrive(req: Request, t: float) -> None:
             n = decide(req, view)
@@ -299,26 +287,19 @@ class Engine:
                     f"{self.model_names[m]!r} to node {n!r}, which does not serve it"
                 )
             inflight[n] += 1
-            inflight_model[n, m] += 1
+            inflight_model[n * n_models + m] += 1
             link = node_link[n]
             if link is None:
-                deliver(n, req)
+                deliver(t, n, req)
             elif link.shared:
                 k = link.index
-                link_advance(k, t)
-                link_jobs[k].append([float(req.input_bytes), req, n])
+                shared[k].add(t, req.input_bytes, (n, req))
                 link_active[k] += 1
-                link_reschedule(k, t)
+                link_reschedule(k)
             else:
-                schedule(
-                    t + link.rtt_s + req.input_bytes / link.bandwidth_bytes_per_s,
-                    NORMAL,
-                    deliver,
-                    n,
-                    req,
-                )
+                at = t + link.rtt_s + req.input_bytes / link.bandwidth_bytes_per_s
+                heappush(heap, (at, NORMAL, next(seq), deliver, n, req))
 
-        run_until = kernel.run_until
         total = len(wl)
         for lo in range(0, total, _CHUNK):
             hi = min(lo + _CHUNK, total)
@@ -327,7 +308,12 @@ class Engine:
             slos = wl.slo_s[lo:hi].tolist()
             sizes = wl.input_bytes[lo:hi].tolist()
             for i, t in enumerate(times):
-                run_until(t)
+                # Kernel.run_until(t), inlined: events due by t run before this arrival.
+                while heap and heap[0][0] <= t:
+                    at, _, _, callback, a, b = heappop(heap)
+                    kernel.now = at
+                    callback(at, a, b)
+                kernel.now = t
                 arrive(Request(lo + i, models[i], t, sizes[i], slos[i]), t)
             if self.progress is not None:
                 self.progress(hi)

@@ -1,5 +1,7 @@
 """The event kernel: a heap of ``(time, priority, seq, callback, a, b)``.
 
+When an event is due, the kernel sets :attr:`Kernel.now` and calls ``callback(time, a, b)``.
+
 The sequence number makes events at the same instant and priority run first-in, first-out, so a
 run is deterministic. At one instant, ``URGENT`` events (computations finishing) run before
 ``NORMAL`` ones (transfers delivering), and both before arrivals fed through :meth:`run_until`.
@@ -18,7 +20,7 @@ URGENT = 0
 NORMAL = 1
 """Priority of everything else."""
 
-Callback = Callable[[Any, Any], None]
+Callback = Callable[[float, Any, Any], None]
 
 
 class Kernel:
@@ -30,39 +32,42 @@ class Kernel:
 
     def __init__(self) -> None:
         self.now = 0.0
-        self._heap: list[tuple[float, int, int, Callback, Any, Any]] = []
-        self._seq = count()
+        #: The event heap. Hot loops may push ``(at, priority, next(seq), callback, a, b)``
+        #: directly when ``at >= now`` holds by construction.
+        self.heap: list[tuple[float, int, int, Callback, Any, Any]] = []
+        #: The sequence counter that orders same-instant, same-priority events.
+        self.seq = count()
 
     def clock(self) -> float:
         """The current simulated time (a ``clock`` callable for components)."""
         return self.now
 
     def schedule(self, at: float, priority: int, callback: Callback, a: Any, b: Any = None) -> None:
-        """Call ``callback(a, b)`` at time ``at``.
+        """Call ``callback(at, a, b)`` at time ``at``.
 
         Raises:
             ValueError: ``at`` lies in the past.
         """
         if at < self.now:
             raise ValueError(f"cannot schedule at {at!r}, before now ({self.now!r})")
-        heappush(self._heap, (at, priority, next(self._seq), callback, a, b))
+        heappush(self.heap, (at, priority, next(self.seq), callback, a, b))
 
     def run_until(self, until: float) -> None:
         """Handle every queued event due at or before ``until``; then set ``now = until``."""
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][0] <= until:
             at, _, _, callback, a, b = heappop(heap)
             self.now = at
-            callback(a, b)
+            callback(at, a, b)
         self.now = until
 
     def run(self) -> None:
         """Handle every queued event, including those that handlers schedule."""
-        heap = self._heap
+        heap = self.heap
         while heap:
             at, _, _, callback, a, b = heappop(heap)
             self.now = at
-            callback(a, b)
+            callback(at, a, b)
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
