@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from edgesched.core.specs import DeviceSpec, Profile
 
 
+MAX_NODES = 100_000
+"""Most nodes a cluster may have (a ``count`` beyond this is a typo, not a fleet)."""
+MAX_INSTANCES = 1000
+"""Most concurrent instances of one model on one node."""
+
+
 def _check_known(kind: str, name: str, known: Mapping[str, Any]) -> None:
     if name not in known:
         close = difflib.get_close_matches(name, list(known), n=3)
@@ -64,7 +70,7 @@ class NodeConfig(BaseModel):
 
     id: str = Field(min_length=1)
     device: str
-    count: int = Field(default=1, ge=1)
+    count: int = Field(default=1, ge=1, le=MAX_NODES)
     models: dict[str, int] = Field(min_length=1)
     link: str | None = None
 
@@ -83,8 +89,10 @@ class NodeConfig(BaseModel):
         for name, n in v.items():
             if catalog is not None:
                 _check_known("model", name, catalog.models)
-            if not isinstance(n, int) or n < 1:
-                raise ValueError(f"model {name!r} needs at least 1 instance, got {n!r}")
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_INSTANCES:
+                raise ValueError(
+                    f"model {name!r} needs between 1 and {MAX_INSTANCES} instances, got {n!r}"
+                )
         return v
 
 
@@ -117,6 +125,9 @@ class ClusterConfig(BaseModel):
         link_ids = [link.id for link in self.links]
         if len(set(link_ids)) != len(link_ids):
             raise ValueError(f"link ids must be unique, got {link_ids}")
+        total = sum(node.count for node in self.nodes)
+        if total > MAX_NODES:
+            raise ValueError(f"the cluster has {total} nodes; at most {MAX_NODES} are supported")
         ids: set[str] = set()
         for node in self.nodes:
             for nid in _expand_ids(node):

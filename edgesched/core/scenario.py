@@ -101,7 +101,7 @@ class ScenarioConfig(BaseModel):
 
     name: str = "scenario"
     seed: int = 0
-    requests: int = Field(ge=1)
+    requests: int = Field(ge=1, le=1_000_000_000)
     models: dict[str, ModelLoad] = Field(min_length=1)
     arrivals: Arrivals = Field(default_factory=PoissonArrivals)
     rate_rps: float | None = Field(default=None, gt=0)
