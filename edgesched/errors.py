@@ -43,6 +43,10 @@ class DependencyNotInstalled(EdgeschedError, ImportError):
         )
 
 
+class PolicyDecisionError(EdgeschedError):
+    """A policy chose a node that does not exist or does not serve the request's model."""
+
+
 class PolicyFileError(EdgeschedError):
     """A policy file does not match the decision point or schema it is loaded for."""
 
@@ -51,6 +55,7 @@ __all__ = [
     "ConfigError",
     "DependencyNotInstalled",
     "EdgeschedError",
+    "PolicyDecisionError",
     "PolicyFileError",
     "UnknownNameError",
 ]

@@ -40,7 +40,8 @@ def format_validation_error(source: str, err: ValidationError, root: yaml.Node |
         where = f"{source}:{line}" if line else source
         got = e.get("input")
         got_txt = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        lines.append(f"{where}: {field}: {e['msg']}{got_txt}")
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {field}: {msg}{got_txt}")
     return "\n".join(lines)
 
 

@@ -1,389 +1,52 @@
-"""The simulated world: devices that share their compute, links that carry bytes.
+"""The simulation engine, compiled when possible.
 
-Each node holds model instances. A request routed to a node first crosses the node's link (RTT
-plus bytes over bandwidth; a shared link splits its bandwidth among the transfers in progress),
-then waits for a free instance of its model, then computes. Every computing job progresses at
-``1 / slowdown`` where the slowdown comes from the interference model for the node's current mix,
-so each start or finish re-rates only the jobs on that node (processor sharing with interference).
-Dynamic power follows the mix; energy is integrated per node between events.
-
-Hot path notes: per-node state lives in plain lists indexed by node, and the rates and power of a
-mix are computed once per (device, mix) and cached. ``benchmarks/sim_speed.py`` measures it.
+The engine's source is :mod:`edgesched.sim._engine`. Installing the package also compiles that same
+source with Cython into ``edgesched.sim._engine_c`` (about 1.2× faster), stamped with the source's
+SHA-256. This module uses the compiled build only when its stamp matches the source on disk, so an
+edited ``_engine.py`` is never shadowed by a stale build; otherwise, when no compiler was
+available, or when ``EDGESCHED_PURE_PYTHON=1`` is set, it uses the pure-Python engine.
 """
 
 from __future__ import annotations
 
-import gc
-from array import array
-from collections import deque
-from collections.abc import Callable
-from heapq import heappop, heappush
-from typing import Any
+import hashlib
+import importlib
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
 
-import numpy as np
-
-from edgesched.core.cluster import Cluster
-from edgesched.core.request import Outcome, Request
-from edgesched.core.view import ClusterState, ClusterView
-from edgesched.errors import EdgeschedError
-from edgesched.policies.route import RoutePolicy
-from edgesched.sim.arrivals import Workload
-from edgesched.sim.interference import InterferenceModel
-from edgesched.sim.kernel import NORMAL, URGENT, Kernel
-from edgesched.sim.links import SharedLink
-from edgesched.sim.power import PowerModel
-
-_DONE = 1e-12  # remaining work (seconds or bytes) below which a job counts as finished
-_EWMA = 0.1  # weight of a new latency in the per-node moving average
-_CHUNK = 65536  # arrivals converted to Python lists at a time
-_BITS = 10  # bits per model in a node's mix code: up to 1023 running instances of one model
-_MASK = (1 << _BITS) - 1
+from edgesched.errors import PolicyDecisionError
+from edgesched.sim import _engine
 
 
-class PolicyDecisionError(EdgeschedError):
-    """A policy chose a node that does not exist or does not serve the request's model."""
+def _source_digest() -> str:
+    return hashlib.sha256(Path(_engine.__file__).read_bytes()).hexdigest()
 
 
-class RunRecords:
-    """Per-request results as compact columns (one typed array per field)."""
-
-    def __init__(self, n: int) -> None:
-        self.node = array("i", bytes(4 * n))
-        self.start_s = array("d", bytes(8 * n))
-        self.finish_s = array("d", bytes(8 * n))
-        self.energy_j = array("d", bytes(8 * n))
-        self.done = 0
-
-
-class Engine:
-    """One simulation run of a workload on a cluster under a routing policy.
-
-    Args:
-        cluster: nodes, links and catalog.
-        workload: the requests.
-        policy: the routing policy.
-        interference: slowdown model for co-running instances.
-        power: device power model.
-        rng: generator handed to the policy.
-        progress: called with the number of arrivals handled so far, every chunk.
-    """
-
-    def __init__(
-        self,
-        cluster: Cluster,
-        workload: Workload,
-        policy: RoutePolicy,
-        interference: InterferenceModel,
-        power: PowerModel,
-        rng: np.random.Generator,
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
-        self.cluster = cluster
-        self.workload = workload
-        self.policy = policy
-        self.interference = interference
-        self.power = power
-        self.kernel = Kernel()
-        self.progress = progress
-        names = workload.model_names
-        self.model_names = names
-        n_nodes, n_models = len(cluster.nodes), len(names)
-        self.state = ClusterState(n_nodes, n_models, len(cluster.links))
-        per_model_bytes = [0] * n_models
-        for m, b in zip(
-            workload.models[:4096].tolist(), workload.input_bytes[:4096].tolist(), strict=True
-        ):
-            per_model_bytes[m] = b
-        self.view = ClusterView(
-            cluster,
-            names,
-            per_model_bytes,
-            self.state,
-            self.kernel.clock,
-            cluster.interference.alpha_scale,
+def _choose() -> tuple[ModuleType, str]:
+    if os.environ.get("EDGESCHED_PURE_PYTHON", "") not in ("", "0"):
+        return _engine, "python"
+    try:
+        compiled = importlib.import_module("edgesched.sim._engine_c")
+    except ImportError:
+        return _engine, "python"
+    if Path(compiled.__file__ or "").suffix == ".py":
+        return _engine, "python"  # the generated source without its build
+    if getattr(compiled, "_SOURCE_SHA256", None) != _source_digest():
+        warnings.warn(
+            "the compiled simulator engine is older than edgesched/sim/_engine.py; using the "
+            "pure-Python engine (reinstall with `pip install -e .` to rebuild it)",
+            stacklevel=3,
         )
-        self.records = RunRecords(len(workload))
-        self._mix_cache: dict[str, dict[int, tuple[list[float], float, float]]] = {}
-        self._energy_dyn = [0.0] * n_nodes
-        policy.reset(self.view, rng)
+        return _engine, "python"
+    return compiled, "compiled"
 
-    # ----------------------------------------------------------------- mix rates and power
-    def _mix(self, device: str, code: int) -> tuple[list[float], float, float]:
-        """(rate per model, dynamic power, utilisation sum) for a mix on ``device``.
 
-        A mix is encoded as one integer, ``sum(count[m] << (_BITS * m))``, so that starting or
-        finishing a job is one addition and the cache key is cheap to hash.
-        """
-        cache = self._mix_cache.setdefault(device, {})
-        hit = cache.get(code)
-        if hit is not None:
-            return hit
-        names = self.model_names
-        mix = [(code >> (_BITS * m)) & _MASK for m in range(len(names))]
-        running = {names[m]: c for m, c in enumerate(mix) if c}
-        rates = [0.0] * len(mix)
-        for m, c in enumerate(mix):
-            if c:
-                others = dict(running)
-                others[names[m]] = c - 1
-                rates[m] = 1.0 / self.interference.slowdown(device, names[m], others)
-        dyn = self.power.power(device, running) - self.power.idle(device)
-        util = sum(
-            c * self.cluster.catalog.profile(device, names[m]).utilisation.value
-            for m, c in enumerate(mix)
-            if c
-        )
-        cache[code] = hit = (rates, dyn, util)
-        return hit
+_module, ENGINE_KIND = _choose()
+#: ``"compiled"`` or ``"python"``: which build of the engine runs.
 
-    # ----------------------------------------------------------------------------- the run
-    def run(self) -> RunRecords:
-        """Simulate every request; return the per-request records.
+Engine = _module.Engine
+RunRecords = _module.RunRecords
 
-        The cyclic garbage collector is paused during the run: the loop allocates millions of
-        short-lived containers (jobs, events) that reference counting frees, and the collector's
-        periodic scans of them cost more than a tenth of the run time.
-        """
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._run()
-        finally:
-            if enabled:
-                gc.enable()
-
-    def _run(self) -> RunRecords:
-        cluster, kernel, wl, policy = self.cluster, self.kernel, self.workload, self.policy
-        view, state = self.view, self.state
-        rec = self.records
-        n_nodes, n_models = len(cluster.nodes), len(self.model_names)
-        device = [node.device.name for node in cluster.nodes]
-        is_cloud = [node.is_cloud for node in cluster.nodes]
-        deployed = view.deployed.tolist()
-        node_link = [node.link for node in cluster.nodes]
-        work_of = view.solo_latency_s.tolist()
-        free = [list(row) for row in deployed]
-        waiting: list[list[deque[Request]]] = [
-            [deque() for _ in range(n_models)] for _ in range(n_nodes)
-        ]
-        jobs: list[list[list[Any]]] = [[] for _ in range(n_nodes)]
-        code = [0] * n_nodes  # running mix per node, see _mix
-        unit = [1 << (_BITS * m) for m in range(n_models)]
-        last = [0.0] * n_nodes
-        version = [0] * n_nodes
-        dynp = [0.0] * n_nodes
-        edyn = self._energy_dyn
-        mix_of = self._mix
-        # One cache per device kind, shared by its nodes: mix code → (rates, power, util).
-        node_cache = [self._mix_cache.setdefault(d, {}) for d in device]
-        raw = state.raw  # flat buffers behind the view's arrays; (n, m) is at n * n_models + m
-        inflight, inflight_model = raw["inflight"], raw["inflight_model"]
-        running_model, running_util = raw["running_model"], raw["running_util"]
-        ewma, ewma_t = raw["latency_ewma_s"], raw["latency_time_s"]
-        rec_node, rec_start, rec_finish, rec_energy = (
-            rec.node,
-            rec.start_s,
-            rec.finish_s,
-            rec.energy_j,
-        )
-        # Hot path: events go straight onto the kernel's heap with the kernel's own sequence
-        # counter (Kernel.schedule adds only a past-time check that these callers cannot fail).
-        heap, seq = kernel.heap, kernel.seq
-        observe = policy.observe if policy.wants_outcomes else None
-        decide = policy.decide
-
-        # A job is [work left (s), rate, model, energy counter at start, start time, request].
-        # ``eshare[n]`` integrates dynamic power / running jobs on node n, so a job's energy share
-        # is the counter's growth while it ran: one addition per event instead of one per job.
-        eshare = [0.0] * n_nodes
-        inf = float("inf")
-
-        def advance(n: int, t: float) -> None:
-            """Bring node n's jobs, energy and clock forward to t (rates unchanged)."""
-            dt = t - last[n]
-            if dt > 0.0:
-                js = jobs[n]
-                if js:
-                    p = dynp[n] * dt
-                    eshare[n] += p / len(js)
-                    edyn[n] += p
-                    for j in js:
-                        j[0] -= dt * j[1]
-                last[n] = t
-
-        # The job each node's pending finish event is for (valid while its version matches).
-        due: list[list[Any] | None] = [None] * n_nodes
-
-        def deliver(t: float, n: int, req: Request) -> None:
-            m = req.model
-            if free[n][m] <= 0:
-                waiting[n][m].append(req)
-                return
-            # Start the job. Hot path: advancing the running jobs, giving them the new mix's
-            # rates and finding the next finish share one pass over the node's jobs.
-            free[n][m] -= 1
-            code[n] += unit[m]
-            running_model[n * n_models + m] += 1
-            js = jobs[n]
-            dt = t - last[n]
-            last[n] = t
-            if js and dt > 0.0:
-                p = dynp[n] * dt
-                eshare[n] += p / len(js)
-                edyn[n] += p
-            rates, dynp[n], running_util[n] = node_cache[n].get(code[n]) or mix_of(
-                device[n], code[n]
-            )
-            r = rates[m]
-            new = [work_of[n][m], r, m, eshare[n], t, req]
-            soonest, first = new[0] / r, new
-            for j in js:
-                left = j[0] - dt * j[1]
-                j[0] = left
-                rj = rates[j[2]]
-                j[1] = rj
-                if left < soonest * rj:
-                    soonest, first = left / rj, j
-            js.append(new)
-            version[n] += 1
-            due[n] = first
-            heappush(heap, (t + max(soonest, 0.0), URGENT, next(seq), node_done, n, version[n]))
-
-        def node_done(t: float, n: int, ver: int) -> None:
-            if ver != version[n]:
-                return  # superseded: the node's mix changed after this event was scheduled
-            js = jobs[n]
-            dt = t - last[n]
-            last[n] = t
-            p = dynp[n] * dt
-            es = eshare[n] + p / len(js)
-            eshare[n] = es
-            edyn[n] += p
-            j = due[n]
-            js.remove(j)
-            req = j[5]
-            m, rid = j[2], req.id
-            energy = es - j[3]
-            inflight[n] -= 1
-            inflight_model[n * n_models + m] -= 1
-            rec_node[rid] = n
-            rec_start[rid] = j[4]
-            rec_finish[rid] = t
-            rec_energy[rid] = energy
-            lat = t - req.arrival_s
-            prev = ewma[n]
-            ewma[n] = lat if prev != prev else prev + _EWMA * (lat - prev)
-            ewma_t[n] = t
-            rec.done += 1
-            q = waiting[n][m]
-            if q:  # the freed instance takes the next request waiting for it: same mix
-                new = [work_of[n][m], 0.0, m, es, t, q.popleft()]
-            else:
-                new = None
-                code[n] -= unit[m]
-                free[n][m] += 1
-                running_model[n * n_models + m] -= 1
-            if observe is not None:
-                kernel.now = t
-                observe(Outcome(rid, m, n, req.arrival_s, j[4], t, energy, is_cloud[n], req.slo_s))
-            rates, dynp[n], running_util[n] = node_cache[n].get(code[n]) or mix_of(
-                device[n], code[n]
-            )
-            version[n] += 1
-            # One pass: advance, re-rate, find the next finish. A job that finished at this same
-            # instant (a tie) has ~0 work left and becomes the next event, at time t.
-            soonest, first = inf, None
-            for j in js:
-                left = j[0] - dt * j[1]
-                j[0] = left
-                r = rates[j[2]]
-                j[1] = r
-                if left < soonest * r:
-                    soonest, first = left / r, j
-            if new is not None:
-                r = rates[m]
-                new[1] = r
-                js.append(new)
-                if new[0] < soonest * r:
-                    soonest, first = new[0] / r, new
-            if first is not None:
-                due[n] = first
-                heappush(heap, (t + max(soonest, 0.0), URGENT, next(seq), node_done, n, version[n]))
-
-        # Shared links: bandwidth split among transfers (see SharedLink), one event per link.
-        shared = [SharedLink(lk.bandwidth_bytes_per_s) for lk in cluster.links]
-        link_version = [0] * len(cluster.links)
-        link_active = raw["link_active"]
-
-        def link_reschedule(k: int) -> None:
-            link_version[k] += 1
-            at = shared[k].next_finish()
-            if at is not None:
-                heappush(heap, (at, URGENT, next(seq), link_done, k, link_version[k]))
-
-        def link_done(t: float, k: int, ver: int) -> None:
-            if ver != link_version[k]:
-                return
-            rtt = cluster.links[k].rtt_s
-            for n, req in shared[k].pop_done(t):
-                link_active[k] -= 1
-                heappush(heap, (t + rtt, NORMAL, next(seq), deliver, n, req))
-            link_reschedule(k)
-
-        def misrouted(req: Request, n: object) -> PolicyDecisionError:
-            return PolicyDecisionError(
-                f"policy {policy.name!r} sent request {req.id} of model "
-                f"{self.model_names[req.model]!r} to node {n!r}, which does not serve it"
-            )
-
-        # Per node: 0 = no link, 1 = a link of its own (fixed delay), 2 = a shared link.
-        link_kind = [0 if lk is None else 2 if lk.shared else 1 for lk in node_link]
-        link_rtt = [lk.rtt_s if lk else 0.0 for lk in node_link]
-        link_bw = [lk.bandwidth_bytes_per_s if lk else 1.0 for lk in node_link]
-        link_idx = [lk.index if lk else -1 for lk in node_link]
-        total = len(wl)
-        for lo in range(0, total, _CHUNK):
-            hi = min(lo + _CHUNK, total)
-            times = wl.times[lo:hi].tolist()
-            models = wl.models[lo:hi].tolist()
-            slos = wl.slo_s[lo:hi].tolist()
-            sizes = wl.input_bytes[lo:hi].tolist()
-            for i, t in enumerate(times):
-                # Kernel.run_until(t), inlined: events due by t run before this arrival.
-                # Callbacks get their time as an argument, so kernel.now is set for policies only.
-                while heap and heap[0][0] <= t:
-                    at, _, _, callback, a, b = heappop(heap)
-                    callback(at, a, b)
-                kernel.now = t
-                m = models[i]
-                req = Request(lo + i, m, t, sizes[i], slos[i])
-                n = decide(req, view)
-                try:
-                    if not deployed[n][m] or n < 0:
-                        raise misrouted(req, n)
-                except (IndexError, TypeError):
-                    raise misrouted(req, n) from None
-                inflight[n] += 1
-                inflight_model[n * n_models + m] += 1
-                kind = link_kind[n]
-                if kind == 1:
-                    at = t + link_rtt[n] + req.input_bytes / link_bw[n]
-                    heappush(heap, (at, NORMAL, next(seq), deliver, n, req))
-                elif kind == 0:
-                    deliver(t, n, req)
-                else:
-                    k = link_idx[n]
-                    shared[k].add(t, req.input_bytes, (n, req))
-                    link_active[k] += 1
-                    link_reschedule(k)
-            if self.progress is not None:
-                self.progress(hi)
-        kernel.run()
-        for n in range(n_nodes):
-            advance(n, kernel.now)
-        return rec
-
-    @property
-    def dynamic_energy_j(self) -> list[float]:
-        """Dynamic energy integrated per node so far, in joules."""
-        return list(self._energy_dyn)
+__all__ = ["ENGINE_KIND", "Engine", "PolicyDecisionError", "RunRecords"]
