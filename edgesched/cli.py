@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +55,29 @@ def _progress(quiet: bool) -> Progress:
     )
 
 
+def _check_output_file(path: Path) -> None:
+    """Fail before a long run, not after it, when ``path`` cannot be written."""
+    if path.is_dir():
+        raise EdgeschedError(f"{path} is a folder; give a file name for the records")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise EdgeschedError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise EdgeschedError(f"cannot write {path}: folder {parent} is not writable")
+
+
+def _prepare_output_dir(path: Path) -> None:
+    """Create the report folder now, so a bad path fails before the runs."""
+    if path.exists() and not path.is_dir():
+        raise EdgeschedError(f"--out {path} is a file; give a folder for the report")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeschedError(f"cannot create report folder {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise EdgeschedError(f"cannot write into report folder {path}")
+
+
 def _load(cluster: Path | None, scenario: Path | None, requests: int | None = None):
     from edgesched.bench.scenarios import default_cluster_path, default_scenario_path
     from edgesched.core.cluster import Cluster
@@ -85,6 +109,8 @@ def simulate(
     """Run a scenario on a cluster under one routing policy and report latency, SLO and energy."""
     from edgesched.sim.runner import simulate as run_sim
 
+    if records is not None:
+        _check_output_file(records)
     cl, sc = _load(cluster, scenario, requests)
     with _progress(as_json) as bar:
         task = bar.add_task(f"simulating {policy}", total=sc.requests)
@@ -92,7 +118,10 @@ def simulate(
             cl, sc, policy, seed=seed, progress=lambda n: bar.update(task, completed=n)
         )
     if records is not None:
-        result.write_records(records)
+        try:
+            result.write_records(records)
+        except OSError as exc:
+            raise EdgeschedError(f"cannot write {records}: {exc.strerror}") from None
     m = result.metrics.to_dict()
     if as_json:
         m.update(wall_s=result.wall_s, cluster=cl.name, scenario=sc.name)
@@ -125,6 +154,7 @@ def demo(
     from edgesched.bench.report import write_report
     from edgesched.bench.tables import metrics_table
 
+    _prepare_output_dir(out)
     cl, sc = _load(cluster, scenario, requests)
     with _progress(as_json) as bar:
         results = run_all(cl, sc, bar)
@@ -185,24 +215,12 @@ def catalog_show(
 
 
 def main() -> None:
-    """Entry point: run the app, turning edgesched errors into one line and exit code 2."""
+    """Entry point: usage and edgesched errors print one line and exit with code 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except EdgeschedError as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class LinkConfig(BaseModel):
             when false each transfer gets the whole bandwidth (a switched LAN port per node).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(min_length=1)
     bandwidth_bytes_per_s: float = Field(gt=0)
@@ -66,7 +66,7 @@ class NodeConfig(BaseModel):
             arrive on the node itself (no transfer).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(min_length=1)
     device: str
@@ -104,7 +104,7 @@ class InterferenceConfig(BaseModel):
         alpha_scale: multiplies every device's interference coefficient (sensitivity studies).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["parametric", "none"] = "parametric"
     alpha_scale: float = Field(default=1.0, ge=0)
@@ -113,7 +113,7 @@ class InterferenceConfig(BaseModel):
 class ClusterConfig(BaseModel):
     """The contents of ``cluster.yaml``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "cluster"
     nodes: list[NodeConfig] = Field(min_length=1)

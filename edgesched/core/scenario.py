@@ -24,7 +24,7 @@ class ModelLoad(BaseModel):
         input_bytes: bytes sent per request; default: the model's raw uint8 input size.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     weight: float = Field(gt=0)
     slo_s: float = Field(gt=0)
@@ -34,7 +34,7 @@ class ModelLoad(BaseModel):
 class PoissonArrivals(BaseModel):
     """Memoryless arrivals at a constant mean rate."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["poisson"] = "poisson"
 
@@ -48,7 +48,7 @@ class MmppState(BaseModel):
         mean_dwell_s: mean time spent in this state before switching (exponential).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rate_factor: float = Field(ge=0)
     mean_dwell_s: float = Field(gt=0)
@@ -57,7 +57,7 @@ class MmppState(BaseModel):
 class MmppArrivals(BaseModel):
     """Bursty arrivals: a Poisson process whose rate switches between states."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["mmpp"]
     states: list[MmppState] = Field(min_length=2)
@@ -75,7 +75,7 @@ class TraceArrivals(BaseModel):
     A relative ``path`` is resolved against the scenario file's folder.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["trace"]
     path: str
@@ -97,10 +97,10 @@ class ScenarioConfig(BaseModel):
         load: mean arrival rate as a fraction of the cluster's estimated capacity.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "scenario"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     requests: int = Field(ge=1, le=1_000_000_000)
     models: dict[str, ModelLoad] = Field(min_length=1)
     arrivals: Arrivals = Field(default_factory=PoissonArrivals)

@@ -62,6 +62,8 @@ def parse_yaml(
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML is nested too deeply to be a config") from None
     if data is None:
         raise ConfigError(f"{source}: the file is empty; expected a mapping of {model.__name__}")
     if not isinstance(data, dict):

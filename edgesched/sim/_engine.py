@@ -89,18 +89,15 @@ class Engine:
         self.model_names = names
         n_nodes, n_models = len(cluster.nodes), len(names)
         self.state = ClusterState(n_nodes, n_models, len(cluster.links))
-        per_model_bytes = [0] * n_models
-        for m, b in zip(
-            workload.models[:4096].tolist(), workload.input_bytes[:4096].tolist(), strict=True
-        ):
-            per_model_bytes[m] = b
+        # Policies plan with the interference the simulator applies: none means alpha = 0.
+        interfering = cluster.interference.kind != "none"
         self.view = ClusterView(
             cluster,
             names,
-            per_model_bytes,
+            workload.model_input_bytes.tolist(),
             self.state,
             self.kernel.clock,
-            cluster.interference.alpha_scale,
+            cluster.interference.alpha_scale if interfering else 0.0,
         )
         self.records = RunRecords(len(workload))
         self._mix_cache: dict[str, dict[int, tuple[list[float], float, float]]] = {}

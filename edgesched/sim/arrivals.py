@@ -7,6 +7,7 @@ under a second) and consumed by the simulator in order.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class Workload:
         models: model index per request.
         slo_s: deadline per request in seconds.
         input_bytes: bytes sent per request.
+        model_input_bytes: the usual bytes per request of each model (what policies plan with).
     """
 
     model_names: tuple[str, ...]
@@ -33,6 +35,7 @@ class Workload:
     models: np.ndarray
     slo_s: np.ndarray
     input_bytes: np.ndarray
+    model_input_bytes: np.ndarray
 
     def __len__(self) -> int:
         return len(self.times)
@@ -75,44 +78,65 @@ def mmpp_times(rate_rps: float, spec: MmppArrivals, n: int, rng: np.random.Gener
     return np.concatenate(chunks)[:n]
 
 
+def _trace_row(row: dict[str, str | None], known: dict[str, int]) -> tuple[float, int, float, int]:
+    """Parse one trace row; raise ValueError with a message on anything wrong."""
+    model = row.get("model")
+    if model is None or row.get("time_s") is None:
+        raise ValueError("the row has fewer cells than the header")
+    try:
+        t = float(row["time_s"] or "nan")
+        slo = float(row["slo_s"]) if row.get("slo_s") else math.nan
+        size = int(row["input_bytes"]) if row.get("input_bytes") else -1
+    except ValueError as exc:
+        raise ValueError(f"bad number: {exc}") from None
+    if not math.isfinite(t) or t < 0:
+        raise ValueError(f"time_s must be a finite number >= 0, got {row['time_s']!r}")
+    if not (math.isnan(slo) or (math.isfinite(slo) and slo > 0)):
+        raise ValueError(f"slo_s must be a finite number > 0, got {row['slo_s']!r}")
+    if row.get("input_bytes") and size < 0:
+        raise ValueError(f"input_bytes must be >= 0, got {size}")
+    if model not in known:
+        raise ValueError(f"model {model!r} is not in the scenario's models {sorted(known)}")
+    return t, known[model], slo, size
+
+
 def read_trace(path: Path, known: dict[str, int], limit: int) -> tuple[np.ndarray, ...]:
     """Read ``time_s,model[,slo_s,input_bytes]`` rows; returns (times, models, slo, bytes).
 
     Missing ``slo_s``/``input_bytes`` cells come back as NaN / -1 for the caller to fill.
 
     Raises:
-        ConfigError: unreadable file, missing columns, unknown model, bad or unsorted numbers.
+        ConfigError: unreadable file, missing columns, unknown model, bad or unsorted numbers;
+            the message names the file and the line.
     """
+    times: list[float] = []
+    models: list[int] = []
+    slos: list[float] = []
+    sizes: list[int] = []
+    line = 1
     try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read trace: {exc}") from None
-    times, models, slos, sizes = [], [], [], []
-    with handle:
-        reader = csv.DictReader(handle)
-        cols = set(reader.fieldnames or ())
-        if not {"time_s", "model"} <= cols:
-            raise ConfigError(f"{path}: a trace needs columns time_s,model; found {sorted(cols)}")
-        for line, row in enumerate(reader, start=2):
-            if len(times) >= limit:
-                break
-            try:
-                t = float(row["time_s"])
-                slo = float(row["slo_s"]) if row.get("slo_s") else np.nan
-                size = int(row["input_bytes"]) if row.get("input_bytes") else -1
-            except ValueError as exc:
-                raise ConfigError(f"{path}:{line}: bad number: {exc}") from None
-            if row["model"] not in known:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            cols = set(reader.fieldnames or ())
+            if not {"time_s", "model"} <= cols:
                 raise ConfigError(
-                    f"{path}:{line}: model {row['model']!r} is not in the scenario's models "
-                    f"{sorted(known)}"
+                    f"{path}: a trace needs columns time_s,model; found {sorted(cols)}"
                 )
-            if times and t < times[-1]:
-                raise ConfigError(f"{path}:{line}: time_s {t} is earlier than the row before")
-            times.append(t)
-            models.append(known[row["model"]])
-            slos.append(slo)
-            sizes.append(size)
+            for line, row in enumerate(reader, start=2):
+                if len(times) >= limit:
+                    break
+                try:
+                    t, m, slo, size = _trace_row(row, known)
+                except ValueError as exc:
+                    raise ConfigError(f"{path}:{line}: {exc}") from None
+                if times and t < times[-1]:
+                    raise ConfigError(f"{path}:{line}: time_s {t} is earlier than the row before")
+                times.append(t)
+                models.append(m)
+                slos.append(slo)
+                sizes.append(size)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path}:{line}: cannot read trace: {exc}") from None
     if not times:
         raise ConfigError(f"{path}: the trace has no rows")
     return np.array(times), np.array(models, np.int64), np.array(slos), np.array(sizes, np.int64)
@@ -137,7 +161,13 @@ def build_workload(
     index = {name: i for i, name in enumerate(names)}
     slo_of = np.array([scenario.models[m].slo_s for m in names])
     bytes_of = np.array(
-        [scenario.models[m].input_bytes or default_input_bytes[m] for m in names], np.int64
+        [
+            default_input_bytes[m]
+            if scenario.models[m].input_bytes is None
+            else scenario.models[m].input_bytes
+            for m in names
+        ],
+        np.int64,
     )
     arrivals = scenario.arrivals
     n = scenario.requests
@@ -148,7 +178,7 @@ def build_workload(
         times, models, slo, size = read_trace(path, index, n)
         slo = np.where(np.isnan(slo), slo_of[models], slo)
         size = np.where(size < 0, bytes_of[models], size)
-        return Workload(names, times, models, slo, size)
+        return Workload(names, times, models, slo, size, bytes_of)
     assert rate_rps is not None
     if isinstance(arrivals, PoissonArrivals):
         times = poisson_times(rate_rps, n, rng)
@@ -156,4 +186,4 @@ def build_workload(
         times = mmpp_times(rate_rps, arrivals, n, rng)
     weights = np.array([scenario.models[m].weight for m in names])
     models = rng.choice(len(names), size=n, p=weights / weights.sum())
-    return Workload(names, times, models, slo_of[models], bytes_of[models])
+    return Workload(names, times, models, slo_of[models], bytes_of[models], bytes_of)

@@ -53,7 +53,13 @@ class Kernel:
         heappush(self.heap, (at, priority, next(self.seq), callback, a, b))
 
     def run_until(self, until: float) -> None:
-        """Handle every queued event due at or before ``until``; then set ``now = until``."""
+        """Handle every queued event due at or before ``until``; then set ``now = until``.
+
+        Raises:
+            ValueError: ``until`` lies before ``now``.
+        """
+        if until < self.now:
+            raise ValueError(f"cannot run until {until!r}, before now ({self.now!r})")
         heap = self.heap
         while heap and heap[0][0] <= until:
             at, _, _, callback, a, b = heappop(heap)

@@ -13,7 +13,7 @@ from heapq import heappop, heappush
 from itertools import count
 from typing import Any
 
-_DONE = 1e-9  # bytes
+_REL = 1e-9  # a transfer with less than this share of its virtual finish left counts as done
 
 
 class SharedLink:
@@ -57,8 +57,6 @@ class SharedLink:
         """Advance to ``t`` and return the payloads of every transfer complete by then."""
         self.advance(t)
         heap, done = self._heap, []
-        while heap and heap[0][0] - self.virtual <= _DONE * max(1.0, heap[0][0]):
-            done.append(heappop(heap)[2])
-        if not done and heap:  # rounding: the transfer this event was scheduled for
+        while heap and heap[0][0] - self.virtual <= _REL * max(1.0, heap[0][0]):
             done.append(heappop(heap)[2])
         return done

@@ -131,7 +131,8 @@ def default_input_bytes(cluster: Cluster, scenario: ScenarioConfig) -> dict[str,
     """Bytes per request for each scenario model (the scenario's, else the raw input size)."""
     out = {}
     for name, ml in scenario.models.items():
-        out[name] = ml.input_bytes or cluster.catalog.model(name).input_bytes
+        size = ml.input_bytes
+        out[name] = cluster.catalog.model(name).input_bytes if size is None else size
     return out
 
 
@@ -185,7 +186,8 @@ def simulate(
     energy = np.frombuffer(rec.energy_j, dtype=np.float64)
     end = float(finish.max())
     idle = np.array([nd.device.idle_power_w.value for nd in cluster.nodes])
-    node_energy = idle * end + np.array(engine.dynamic_energy_j)
+    begin = float(workload.times[0])
+    node_energy = idle * (end - begin) + np.array(engine.dynamic_energy_j)
     offloaded = np.array([nd.is_cloud for nd in cluster.nodes])[node]
     metrics = compute_metrics(
         route.name,
@@ -194,7 +196,7 @@ def simulate(
         workload.models,
         workload.model_names,
         offloaded,
-        float(workload.times[0]),
+        begin,
         end,
         float(node_energy.sum()),
     )
