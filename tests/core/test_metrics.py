@@ -15,7 +15,6 @@ from edgesched.sim.runner import Result
 from tests.builders import toy_cluster, toy_scenario
 
 HEADER = "id,model,node,arrival_s,start_s,finish_s,latency_s,slo_s,slo_met,energy_j,offloaded"
-)
 
 
 @pytest.fixture
