@@ -74,7 +74,7 @@ class PowerOfTwoRoute(RoutePolicy):
         super().reset(view, rng)
         self._cands = [view.candidates(m) for m in range(len(view.model_names))]
         self._pairs: list[list[tuple[int, int]]] = [[] for _ in self._cands]
-        self._inflight = view.inflight  # a live read-only array: no copy, always current
+        self._inflight = view.scalars.inflight  # live and read-only: no copy, always current
 
     def _draw(self, model: int) -> list[tuple[int, int]]:
         cands = self._cands[model]

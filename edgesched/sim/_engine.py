@@ -186,6 +186,7 @@ class Engine:
         # Hot path: events go straight onto the kernel's heap with the kernel's own sequence
         # counter (Kernel.schedule adds only a past-time check that these callers cannot fail).
         heap, seq = kernel.heap, kernel.seq
+        push, pop, urgent, normal = heappush, heappop, URGENT, NORMAL
         observe = policy.observe if policy.wants_outcomes else None
         decide = policy.decide
 
@@ -208,7 +209,13 @@ class Engine:
                         j[0] -= dt * j[1]
                 last[n] = t
 
-        # The job each node's pending finish event is for (valid while its version matches).
+        # Finish events, lazily: ``due[n]`` is the job that finishes next on node n, at
+        # ``due_at[n]``; the node's live event (the one whose version is ``version[n]``) is due at
+        # ``pending_at[n]`` <= ``due_at[n]``. A start that only delays the next finish pushes
+        # nothing: the live event fires early and moves itself to ``due_at[n]``. This saves about
+        # a third of the heap traffic on busy nodes (benchmarks/sim_speed.py).
+        due_at = [0.0] * n_nodes
+        pending_at = [inf] * n_nodes
         due: list[list[Any] | None] = [None] * n_nodes
 
         def deliver(t: float, n: int, req: Request) -> None:
@@ -243,13 +250,23 @@ class Engine:
                 if left < soonest * rj:
                     soonest, first = left / rj, j
             js.append(new)
-            version[n] += 1
             due[n] = first
-            heappush(heap, (t + max(soonest, 0.0), URGENT, next(seq), node_done, n, version[n]))
+            at: float = t + max(soonest, 0.0)
+            due_at[n] = at
+            if at < pending_at[n]:
+                pending_at[n] = at
+                version[n] += 1
+                push(heap, (at, urgent, next(seq), node_done, n, version[n]))
 
         def node_done(t: float, n: int, ver: int) -> None:
             if ver != version[n]:
-                return  # superseded: the node's mix changed after this event was scheduled
+                return  # superseded by an earlier event pushed later
+            if t < due_at[n]:  # fired early: the next finish was delayed since it was pushed
+                at: float = due_at[n]
+                pending_at[n] = at
+                version[n] += 1
+                push(heap, (at, urgent, next(seq), node_done, n, version[n]))
+                return
             js = jobs[n]
             dt: float = t - last[n]
             last[n] = t
@@ -272,7 +289,6 @@ class Engine:
             prev: float = ewma[n]
             ewma[n] = lat if prev != prev else prev + _EWMA * (lat - prev)
             ewma_t[n] = t
-            rec.done += 1
             q = waiting[n][m]
             if q:  # the freed instance takes the next request waiting for it: same mix
                 new = [work_of[n][m], 0.0, m, es, t, q.popleft()]
@@ -287,7 +303,6 @@ class Engine:
             rates, dynp[n], running_util[n] = node_cache[n].get(code[n]) or mix_of(
                 device[n], code[n]
             )
-            version[n] += 1
             # One pass: advance, re-rate, find the next finish. A job that finished at this same
             # instant (a tie) has ~0 work left and becomes the next event, at time t.
             soonest: float = inf
@@ -305,9 +320,14 @@ class Engine:
                 js.append(new)
                 if new[0] < soonest * r:
                     soonest, first = new[0] / r, new
-            if first is not None:
+            if first is None:
+                pending_at[n] = inf
+            else:
                 due[n] = first
-                heappush(heap, (t + max(soonest, 0.0), URGENT, next(seq), node_done, n, version[n]))
+                at = t + max(soonest, 0.0)
+                due_at[n] = pending_at[n] = at
+                version[n] += 1
+                push(heap, (at, urgent, next(seq), node_done, n, version[n]))
 
         # Shared links: bandwidth split among transfers (see SharedLink), one event per link.
         shared = [SharedLink(lk.bandwidth_bytes_per_s) for lk in cluster.links]
@@ -318,7 +338,7 @@ class Engine:
             link_version[k] += 1
             at = shared[k].next_finish()
             if at is not None:
-                heappush(heap, (at, URGENT, next(seq), link_done, k, link_version[k]))
+                push(heap, (at, urgent, next(seq), link_done, k, link_version[k]))
 
         def link_done(t: float, k: int, ver: int) -> None:
             if ver != link_version[k]:
@@ -326,7 +346,7 @@ class Engine:
             rtt = cluster.links[k].rtt_s
             for n, req in shared[k].pop_done(t):
                 link_active[k] -= 1
-                heappush(heap, (t + rtt, NORMAL, next(seq), deliver, n, req))
+                push(heap, (t + rtt, normal, next(seq), deliver, n, req))
             link_reschedule(k)
 
         def misrouted(req: Request, n: object) -> PolicyDecisionError:
@@ -351,7 +371,7 @@ class Engine:
                 # Kernel.run_until(t), inlined: events due by t run before this arrival.
                 # Callbacks get their time as an argument, so kernel.now is set for policies only.
                 while heap and heap[0][0] <= t:
-                    at, _, _, callback, a, b = heappop(heap)
+                    at, _, _, callback, a, b = pop(heap)
                     callback(at, a, b)
                 kernel.now = t
                 m = models[i]
@@ -367,7 +387,7 @@ class Engine:
                 kind = link_kind[n]
                 if kind == 1:
                     at = t + link_rtt[n] + req.input_bytes / link_bw[n]
-                    heappush(heap, (at, NORMAL, next(seq), deliver, n, req))
+                    push(heap, (at, normal, next(seq), deliver, n, req))
                 elif kind == 0:
                     deliver(t, n, req)
                 else:
@@ -378,6 +398,7 @@ class Engine:
             if self.progress is not None:
                 self.progress(hi)
         kernel.run()
+        rec.done = total
         for n in range(n_nodes):
             advance(n, kernel.now)
         return rec
