@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from edgesched.errors import EdgeschedError
+from edgesched.profile.cli import profile_app
 
 app = typer.Typer(
     help="Profile, plan, schedule and simulate DNN inference on edge devices plus a cloud.",
@@ -24,6 +25,7 @@ catalog_app = typer.Typer(
     help="Browse the built-in devices, models and profiles.", no_args_is_help=True
 )
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(profile_app, name="profile")
 console = Console()
 if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
     console = Console(width=max(console.width, 140))

@@ -12,7 +12,8 @@ from edgesched.errors import DependencyNotInstalled
 from edgesched.sim.runner import Result
 
 
-def _pyplot() -> Any:
+def import_pyplot() -> Any:
+    """matplotlib.pyplot with the Agg backend, or DependencyNotInstalled naming the extra."""
     try:
         import matplotlib
 
@@ -30,7 +31,7 @@ def _policy_ticks(ax: Any, names: Sequence[str]) -> None:
 
 def latency_cdf(results: Sequence[Result], path: Path) -> Path:
     """Empirical CDF of request latency per policy, log-scaled milliseconds."""
-    plt = _pyplot()
+    plt = import_pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for r in results:
         lat = np.sort(r.latency_s) * 1e3
@@ -52,7 +53,7 @@ def latency_cdf(results: Sequence[Result], path: Path) -> Path:
 
 def p99_and_slo(results: Sequence[Result], path: Path) -> Path:
     """Bars of p99 latency (left) and SLO attainment (right) per policy."""
-    plt = _pyplot()
+    plt = import_pyplot()
     names = [r.metrics.policy for r in results]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))
     a.bar(names, [r.metrics.latency_p99_s * 1e3 for r in results], color="tab:red")
@@ -73,7 +74,7 @@ def p99_and_slo(results: Sequence[Result], path: Path) -> Path:
 
 def energy_per_request(results: Sequence[Result], path: Path) -> Path:
     """Bars of energy per request per policy, split into edge and cloud nodes."""
-    plt = _pyplot()
+    plt = import_pyplot()
     names = [r.metrics.policy for r in results]
     edge, cloud = [], []
     for r in results:
