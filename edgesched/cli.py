@@ -41,6 +41,13 @@ ScenarioOpt = Annotated[
         "--scenario", "-s", help="scenario.yaml (default: the built-in default scenario)."
     ),
 ]
+ProfileOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--profile",
+        help="A measured profile (edgesched profile --out F) calibrating the cluster; repeatable.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
@@ -80,12 +87,21 @@ def _prepare_output_dir(path: Path) -> None:
         raise EdgeschedError(f"cannot write into report folder {path}")
 
 
-def _load(cluster: Path | None, scenario: Path | None, requests: int | None = None):
+def _load(
+    cluster: Path | None,
+    scenario: Path | None,
+    requests: int | None = None,
+    profiles: list[Path] | None = None,
+):
     from edgesched.bench.scenarios import default_cluster_path, default_scenario_path
     from edgesched.core.cluster import Cluster
     from edgesched.core.scenario import ScenarioConfig
 
     cl = Cluster.load(cluster or default_cluster_path())
+    if profiles:
+        from edgesched.profile.schema import ProfileFile
+
+        cl = cl.with_measured([ProfileFile.load(p) for p in profiles])
     sc = ScenarioConfig.load_file(scenario or default_scenario_path())
     if requests is not None:
         if requests < 1:
@@ -99,6 +115,7 @@ def simulate(
     policy: Annotated[str, typer.Option("--policy", "-p", help="Routing policy name.")] = "pow2",
     cluster: ClusterOpt = None,
     scenario: ScenarioOpt = None,
+    profile: ProfileOpt = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     requests: Annotated[
         int | None, typer.Option(help="Override the scenario's number of requests.")
@@ -113,7 +130,7 @@ def simulate(
 
     if records is not None:
         _check_output_file(records)
-    cl, sc = _load(cluster, scenario, requests)
+    cl, sc = _load(cluster, scenario, requests, profile)
     with _progress(as_json) as bar:
         task = bar.add_task(f"simulating {policy}", total=sc.requests)
         result = run_sim(
@@ -146,6 +163,7 @@ def demo(
     ),
     cluster: ClusterOpt = None,
     scenario: ScenarioOpt = None,
+    profile: ProfileOpt = None,
     requests: Annotated[
         int | None, typer.Option(help="Override the scenario's number of requests.")
     ] = None,
@@ -157,7 +175,7 @@ def demo(
     from edgesched.bench.tables import metrics_table
 
     _prepare_output_dir(out)
-    cl, sc = _load(cluster, scenario, requests)
+    cl, sc = _load(cluster, scenario, requests, profile)
     with _progress(as_json) as bar:
         results = run_all(cl, sc, bar)
     page = write_report(results, out, title=f"edgesched: {sc.name} on {cl.name}")

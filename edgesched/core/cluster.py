@@ -8,18 +8,20 @@ the catalog and builds the runtime :class:`Cluster`, whose nodes are numbered in
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from edgesched.core.yamlio import load_yaml, parse_yaml
+from edgesched.errors import ConfigError
 
 if TYPE_CHECKING:
     from edgesched.catalog import Catalog
     from edgesched.core.specs import DeviceSpec, Profile
+    from edgesched.profile.schema import ProfileFile
 
 
 MAX_NODES = 100_000
@@ -119,6 +121,7 @@ class ClusterConfig(BaseModel):
     nodes: list[NodeConfig] = Field(min_length=1)
     links: list[LinkConfig] = Field(default_factory=list)
     interference: InterferenceConfig = Field(default_factory=InterferenceConfig)
+    profiles: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_refs(self) -> ClusterConfig:
@@ -179,6 +182,7 @@ class Cluster:
     links: tuple[Link, ...]
     catalog: Catalog
     interference: InterferenceConfig = field(default_factory=InterferenceConfig)
+    measured: tuple[ProfileFile, ...] = ()
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -191,6 +195,30 @@ class Cluster:
     def profile(self, node: Node, model: str) -> Profile:
         """The best known profile of ``model`` on ``node``'s device."""
         return self.catalog.profile(node.device.name, model)
+
+    def with_measured(self, profiles: Sequence[ProfileFile]) -> Cluster:
+        """This cluster calibrated from measured profiles.
+
+        Measured solo latencies and batch slopes override the catalog's published and estimated
+        ones for the profiled device and models, and the simulator's interference model answers
+        from the measured matrices (:class:`edgesched.profile.fit.MeasuredInterference`).
+
+        Raises:
+            ConfigError: a profile names a device the catalog does not know.
+        """
+        from edgesched.profile.fit import catalog_profiles
+
+        measured = []
+        for p in profiles:
+            if p.device not in self.catalog.devices:
+                raise ConfigError(
+                    f"profile of device {p.device!r} cannot calibrate this cluster: the catalog "
+                    f"has no such device (profile with --name set to one of: "
+                    f"{', '.join(sorted(self.catalog.devices))})"
+                )
+            measured.extend(catalog_profiles(p, self.catalog))
+        catalog = self.catalog.with_profiles(measured)
+        return replace(self, catalog=catalog, measured=(*self.measured, *profiles))
 
     @classmethod
     def from_config(cls, config: ClusterConfig, catalog: Catalog | None = None) -> Cluster:
@@ -221,7 +249,14 @@ class Cluster:
         """
         catalog = catalog if catalog is not None else _default_catalog()
         config = load_yaml(path, ClusterConfig, context={"catalog": catalog})
-        return cls.from_config(config, catalog)
+        cluster = cls.from_config(config, catalog)
+        if not config.profiles:
+            return cluster
+        from edgesched.profile.schema import ProfileFile
+
+        base = Path(path).resolve().parent
+        files = [base / p if not Path(p).is_absolute() else Path(p) for p in config.profiles]
+        return cluster.with_measured([ProfileFile.load(f) for f in files])
 
     @classmethod
     def parse(cls, text: str, catalog: Catalog | None = None, source: str = "<cluster>") -> Cluster:

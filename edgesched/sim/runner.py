@@ -110,10 +110,17 @@ class Result:
 
 
 def make_interference(cluster: Cluster) -> InterferenceModel:
-    """The interference model named in the cluster file."""
+    """The interference model named in the cluster file, measured matrices first where given."""
     if cluster.interference.kind == "none":
         return NoInterference()
-    return ParametricInterference(cluster.catalog, cluster.interference.alpha_scale)
+    model: InterferenceModel = ParametricInterference(
+        cluster.catalog, cluster.interference.alpha_scale
+    )
+    if cluster.measured:
+        from edgesched.profile.fit import MeasuredInterference
+
+        model = MeasuredInterference(cluster.measured, fallback=model)
+    return model
 
 
 def resolve_rate(cluster: Cluster, scenario: ScenarioConfig) -> float | None:
