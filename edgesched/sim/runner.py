@@ -143,6 +143,22 @@ def default_input_bytes(cluster: Cluster, scenario: ScenarioConfig) -> dict[str,
     return out
 
 
+def _seeds(seed: int) -> list[np.random.SeedSequence]:
+    """Independent streams for the workload and the policy, derived from one seed."""
+    return np.random.SeedSequence(seed).spawn(2)
+
+
+def draw_workload(cluster: Cluster, scenario: ScenarioConfig, seed: int | None = None) -> Workload:
+    """The requests :func:`simulate` runs for this scenario and seed (to replay them for real)."""
+    seed = scenario.seed if seed is None else seed
+    return build_workload(
+        scenario,
+        resolve_rate(cluster, scenario),
+        default_input_bytes(cluster, scenario),
+        np.random.default_rng(_seeds(seed)[0]),
+    )
+
+
 def simulate(
     cluster: Cluster,
     scenario: ScenarioConfig,
@@ -171,10 +187,8 @@ def simulate(
         )
     route = make("route", policy) if isinstance(policy, str) else policy
     seed = scenario.seed if seed is None else seed
-    wl_rng, policy_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    workload = build_workload(
-        scenario, resolve_rate(cluster, scenario), default_input_bytes(cluster, scenario), wl_rng
-    )
+    workload = draw_workload(cluster, scenario, seed)
+    policy_rng = np.random.default_rng(_seeds(seed)[1])
     began = time.perf_counter()
     engine = Engine(
         cluster,
