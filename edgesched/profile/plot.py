@@ -27,9 +27,20 @@ def _grid(cells: list[MixRecord], probe: str, a: str, b: str, n: int, value: str
             grid[i, j] = c.power.mean_w
         elif value == "throughput":
             grid[i, j] = c.throughput_rps
-    if value == "slowdown":
-        grid[0, 0] = 1.0  # the probe alone: its solo latency, by definition
     return grid
+
+
+def _alone(profile: ProfileFile, probe: str, value: str) -> float:
+    """The (0, 0) cell: the probe alone, from its solo record at the matrix batch size."""
+    if value == "slowdown":
+        return 1.0
+    batch = int(profile.settings.get("matrix_batch", 1))
+    rec = next((r for r in profile.solo if r.model == probe and r.batch == batch), None)
+    if rec is None:
+        return float("nan")
+    if value == "throughput":
+        return rec.throughput_rps
+    return rec.power.mean_w if rec.power is not None else float("nan")
 
 
 def _heatmap(ax: object, grid: np.ndarray, a: str, b: str, title: str, fmt: str) -> None:
@@ -45,6 +56,8 @@ def _heatmap(ax: object, grid: np.ndarray, a: str, b: str, title: str, fmt: str)
                 fontsize=8,  # type: ignore[attr-defined]
                 color="white" if v > np.nanmean(grid) else "black",
             )
+    ax.set_xticks(range(grid.shape[1]))  # type: ignore[attr-defined]
+    ax.set_yticks(range(grid.shape[0]))  # type: ignore[attr-defined]
     ax.set_xlabel(f"running instances of {b}")  # type: ignore[attr-defined]
     ax.set_ylabel(f"running instances of {a}")  # type: ignore[attr-defined]
     ax.set_title(title, fontsize=9)  # type: ignore[attr-defined]
@@ -69,9 +82,10 @@ def plot_profile(profile: ProfileFile, out: str | Path) -> list[Path]:
             ("throughput", probes[0]),
             ("power", probes[0]),
         ]
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2))
         for ax, (value, probe) in zip(np.atleast_1d(axes), panels, strict=True):
             grid = _grid(profile.matrix, probe, a, b, n, value)
+            grid[0, 0] = _alone(profile, probe, value)
             title = {
                 "slowdown": f"slowdown of a new {probe}",
                 "throughput": f"device throughput (samples/s), probe {probe}",
@@ -85,7 +99,7 @@ def plot_profile(profile: ProfileFile, out: str | Path) -> list[Path]:
             f"{int(profile.settings.get('matrix_batch', 1))}, power {src}",
             fontsize=10,
         )
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.94))
         path = out / f"{profile.device}-{a}-{b}.png".replace("/", "_")
         fig.savefig(path, dpi=110)
         plt.close(fig)

@@ -27,7 +27,9 @@ def parse_device(device: str, kinds: Sequence[str], backend: str) -> tuple[str, 
     if kind in kinds and (not sep or (kind != "cpu" and index.isdigit())):
         return kind, int(index) if sep else 0
     choices = ", ".join(k if k == "cpu" else f"{k}, {k}:N" for k in kinds)
-    raise ExecutorError(f"unknown device {device!r} for backend {backend}; choose one of: {choices}")
+    raise ExecutorError(
+        f"unknown device {device!r} for backend {backend}; choose one of: {choices}"
+    )
 
 
 def device_label(kind: str, index: int) -> str:

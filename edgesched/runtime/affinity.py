@@ -8,6 +8,7 @@ cannot have different CPU sets.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -61,22 +62,16 @@ def pin_process(cpus: Sequence[int]) -> None:
             f"this process may use CPUs {available_cpus()}"
         ) from None
     for tid in _thread_ids():
-        try:
+        with contextlib.suppress(OSError):  # the thread may have ended meanwhile
             setaffinity(tid, wanted)
-        except OSError:  # the thread ended meanwhile
-            pass
 
 
 def _checked(cpus: Sequence[int]) -> set[int]:
     """``cpus`` as a set, after checking that each one exists on this machine."""
     if isinstance(cpus, str | bytes) or not isinstance(cpus, Sequence | set | frozenset):
-        raise ExecutorError(
-            f"cpus must be a list of CPU numbers such as [0, 1]; got {cpus!r}"
-        )
+        raise ExecutorError(f"cpus must be a list of CPU numbers such as [0, 1]; got {cpus!r}")
     if not cpus:
-        raise ExecutorError(
-            f"cpus is empty; give at least one CPU number from {available_cpus()}"
-        )
+        raise ExecutorError(f"cpus is empty; give at least one CPU number from {available_cpus()}")
     count = os.cpu_count() or 1
     for cpu in cpus:
         if isinstance(cpu, bool) or not isinstance(cpu, int):

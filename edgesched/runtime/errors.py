@@ -6,7 +6,7 @@ from edgesched.errors import EdgeschedError
 
 
 class ExecutorError(EdgeschedError):
-    """A model cannot be loaded or run as asked; the message names the model, the value and the fix."""
+    """A model cannot be loaded or run as asked; the message names the model, value and fix."""
 
 
 __all__ = ["ExecutorError"]

@@ -153,9 +153,9 @@ class Executor(ABC):
             runs: how many batches.
 
         Raises:
-            ExecutorError: ``batch_size`` or ``runs`` is not a positive integer or non-negative
-                integer respectively, the model has dimensions of any size (give a batch to
-                :meth:`run` instead), or :meth:`run` refuses the batch.
+            ExecutorError: ``batch_size`` is not a positive integer, ``runs`` is negative, the
+                model has dimensions of any size (call :meth:`run` with a real batch instead), or
+                :meth:`run` refuses the batch.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ExecutorError(f"warmup batch_size must be a positive integer; got {batch_size!r}")
@@ -269,7 +269,7 @@ def check_threads(threads: int | None, cpus: Sequence[int] | None) -> int | None
         ExecutorError: ``threads`` is not a positive integer.
     """
     if threads is None:
-        return len(set(cpus)) if cpus else None
+        return len(set(cpus)) if isinstance(cpus, Sequence) and cpus else None
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ExecutorError(f"threads must be a positive integer or None; got {threads!r}")
     return threads

@@ -36,8 +36,12 @@ class ZooEntry:
     builder: str
     source: Literal["torchvision", "digits"]
 
-    def build(self) -> Any:
+    def build(self, **kwargs: Any) -> Any:
         """Build the ``torch.nn.Module`` (random weights for torchvision entries), in eval mode.
+
+        Args:
+            **kwargs: passed on to the builder (the ``digits-*`` builders take ``cache``, the
+                folder of their trained weights).
 
         Raises:
             DependencyNotInstalled: torch or torchvision is missing.
@@ -48,7 +52,8 @@ class ZooEntry:
         except ImportError as exc:
             missing = (exc.name or "torch").split(".")[0]
             raise DependencyNotInstalled(missing, "zoo") from None
-        kwargs = {"weights": None} if module == "torchvision.models" else {}
+        if module == "torchvision.models":
+            kwargs = {"weights": None, **kwargs}
         return fn(**kwargs).eval()
 
 
