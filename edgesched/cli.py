@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from edgesched.errors import EdgeschedError
 from edgesched.profile.cli import profile_app
+from edgesched.zoo.cli import zoo_app
 
 app = typer.Typer(
     help="Profile, plan, schedule and simulate DNN inference on edge devices plus a cloud.",
@@ -26,6 +27,7 @@ catalog_app = typer.Typer(
 )
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(profile_app, name="profile")
+app.add_typer(zoo_app, name="zoo")
 console = Console()
 if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
     console = Console(width=max(console.width, 140))
