@@ -206,10 +206,23 @@ def catalog_list(as_json: JsonOpt = False) -> None:
 
     cat = load_catalog()
     if as_json:
-        print(json.dumps({"devices": sorted(cat.devices), "models": sorted(cat.models)}))
+        from edgesched.catalog.measured import measured_profiles
+
+        shipped = [str(m.path) for m in measured_profiles()]
+        print(
+            json.dumps(
+                {"devices": sorted(cat.devices), "models": sorted(cat.models), "measured": shipped}
+            )
+        )
         return
     for table in catalog_tables(cat):
         console.print(table)
+    from edgesched.bench.tables import measured_table
+    from edgesched.catalog.measured import measured_profiles
+
+    shipped = measured_profiles()
+    if shipped:
+        console.print(measured_table(shipped))
 
 
 @catalog_app.command("show")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from edgesched.catalog import Catalog
+from edgesched.catalog.measured import MeasuredProfile, measured_profiles
 from edgesched.core.metrics import Metrics
 from edgesched.core.sourced import Sourced
 
@@ -122,4 +123,46 @@ def describe(cat: Catalog, name: str) -> list[Table]:
             f"{p.utilisation.value:.2f}",
             p.source,
         )
-    return [facts, prof]
+    tables = [facts, prof]
+    measured = measured_profiles(name if name in cat.devices else None)
+    if name in cat.models:
+        measured = [m for m in measured if name in m.profile.models]
+    if measured:
+        tables.append(measured_table(measured, f"measured profiles with {name}"))
+    return tables
+
+
+def measured_table(entries: Sequence[MeasuredProfile], title: str = "Measured profiles") -> Table:
+    """One row per shipped measured profile: where, how, worst slowdown, power range, files."""
+    table = Table(title=title, header_style="bold")
+    for col in (
+        "device",
+        "models",
+        "backend",
+        "mode",
+        "batches",
+        "max inst.",
+        "worst slowdown",
+        "power W",
+        "file",
+        "heatmaps",
+    ):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        p = e.profile
+        worst = e.worst_slowdown
+        power = e.power_range_w
+        src = p.idle_power.source if p.idle_power else "none"
+        table.add_row(
+            p.device,
+            ", ".join(p.models),
+            f"{p.backend.get('backend', '?')} {p.backend.get('provider', '')}",
+            p.mode,
+            ",".join(map(str, p.batches)),
+            str(p.max_instances),
+            f"{worst:.2f}×" if worst is not None else "-",
+            f"{power[0]:.0f}–{power[1]:.0f} ({src})" if power else "-",
+            e.path.name,
+            ", ".join(h.name for h in e.heatmaps) or "-",
+        )
+    return table
