@@ -172,10 +172,13 @@ def plot(
     ],
     out: Annotated[Path, typer.Option(help="Folder for the PNG heatmaps.")] = Path("profile-plots"),
 ) -> None:
-    """Draw a profile's performance matrix as heatmaps (slowdown, throughput, power)."""
+    """Draw a profile's performance matrix as heatmaps (slowdown, throughput, power).
+
+    One PNG per pair of models, named after the profile file, with every other model at zero.
+    """
     from edgesched.profile.plot import plot_profile
     from edgesched.profile.schema import ProfileFile
 
-    files = plot_profile(ProfileFile.load(profile_file), out)
+    files = plot_profile(ProfileFile.load(profile_file), out, prefix=profile_file.stem)
     for f in files:
         console.print(str(f))

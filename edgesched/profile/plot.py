@@ -64,9 +64,10 @@ def _heatmap(ax: object, grid: np.ndarray, a: str, b: str, title: str, fmt: str)
     ax.figure.colorbar(im, ax=ax, shrink=0.8)  # type: ignore[attr-defined]
 
 
-def plot_profile(profile: ProfileFile, out: str | Path) -> list[Path]:
+def plot_profile(profile: ProfileFile, out: str | Path, prefix: str | None = None) -> list[Path]:
     """Write one PNG per pair of models: slowdown of each probe, device throughput and power.
 
+    Files are named ``<prefix>-<model a>-<model b>.png`` (prefix: the device name by default).
     A profile of one model gets a single row per probe against itself. Returns the files written.
     """
     plt = import_pyplot()
@@ -100,7 +101,7 @@ def plot_profile(profile: ProfileFile, out: str | Path) -> list[Path]:
             fontsize=10,
         )
         fig.tight_layout(rect=(0, 0, 1, 0.94))
-        path = out / f"{profile.device}-{a}-{b}.png".replace("/", "_")
+        path = out / f"{prefix or profile.device}-{a}-{b}.png".replace("/", "_")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
