@@ -163,6 +163,8 @@ def measured_table(entries: Sequence[MeasuredProfile], title: str = "Measured pr
             f"{worst:.2f}×" if worst is not None else "-",
             f"{power[0]:.0f}–{power[1]:.0f} ({src})" if power else "-",
             e.path.name,
-            ", ".join(h.name for h in e.heatmaps) or "-",
+            f"{len(e.heatmaps)} PNG" if e.heatmaps else "-",
         )
+    if entries:
+        table.caption = f"files in {entries[0].path.parent}"
     return table

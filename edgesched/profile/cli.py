@@ -146,6 +146,7 @@ def profile(
         "worst_slowdown": worst.slowdown if worst else None,
         "worst_slowdown_cell": {"probe": worst.probe, "running": worst.running} if worst else None,
         "power_w_range": [min(powers), max(powers)] if powers else None,
+        "fit": fit_rows(out) if result.matrix else [],
     }
     if as_json:
         print(json.dumps(summary))
@@ -182,3 +183,55 @@ def plot(
     files = plot_profile(ProfileFile.load(profile_file), out, prefix=profile_file.stem)
     for f in files:
         console.print(str(f))
+
+
+def fit_rows(profile_path: Path) -> list[dict[str, object]]:
+    """Per probe model: parametric coefficients and the fit's error over the measured grid."""
+    from edgesched.profile.fit import fit_probe
+    from edgesched.profile.schema import ProfileFile
+
+    profile = ProfileFile.load(profile_path)
+    rows = []
+    for probe in profile.models:
+        if not any(c.probe == probe for c in profile.matrix):
+            continue
+        f = fit_probe(profile, probe)
+        rows.append(
+            {
+                "probe": probe,
+                "slowdown_per_instance": dict(zip(f.models, map(float, f.coef), strict=True)),
+                "rmse": f.rmse,
+                "max_rel_err": f.max_rel_err,
+                "cells": len(f.table),
+            }
+        )
+    return rows
+
+
+@profile_app.command("fit")
+def fit(
+    profile_file: Annotated[
+        Path, typer.Argument(help="A profile JSON written by edgesched profile.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fit the interference model to a profile and print the fit error.
+
+    Inside the measured grid the simulator uses the measured slowdowns as they are; outside it, the
+    fitted ``1 + sum_j a_j * n_j``. The error says how far that line is from the measurements.
+    """
+    rows = fit_rows(profile_file)
+    if as_json:
+        print(json.dumps({"profile": str(profile_file), "fits": rows}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"interference fit of {profile_file}", header_style="bold")
+    for col in ("probe", "slowdown added per running instance", "RMSE", "max rel. error", "cells"):
+        table.add_column(col)
+    for r in rows:
+        coef = ", ".join(f"{m} {a:.3f}" for m, a in r["slowdown_per_instance"].items())  # type: ignore[attr-defined]
+        table.add_row(
+            str(r["probe"]), coef, f"{r['rmse']:.3f}", f"{r['max_rel_err']:.1%}", str(r["cells"])
+        )
+    console.print(table)

@@ -127,3 +127,31 @@ def test_profile_files_round_trip_and_bad_files_are_config_errors(
         ProfileFile.load(tmp_path / "wrong.json")
     with pytest.raises(ConfigError, match="cannot read"):
         ProfileFile.load(tmp_path / "missing.json")
+
+
+def test_the_fit_command_prints_the_fit_error(profile: ProfileFile, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgesched.cli import app
+
+    path = profile.save(tmp_path / "p.json")
+    done = CliRunner().invoke(app, ["profile", "fit", str(path), "--json"])
+    assert done.exit_code == 0, done.output
+    fits = {f["probe"]: f for f in json.loads(done.stdout)["fits"]}
+    assert fits["resnet18"]["slowdown_per_instance"]["mobilenet_v2"] == pytest.approx(0.3)
+    assert fits["resnet18"]["rmse"] == pytest.approx(0.0, abs=1e-9)
+    table = CliRunner().invoke(app, ["profile", "fit", str(path)])
+    assert table.exit_code == 0 and "RMSE" in table.stdout
+
+
+def test_shipped_measured_profiles_are_listed() -> None:
+    from edgesched.catalog.measured import measured_profiles
+
+    shipped = measured_profiles("cloud-h100")
+    assert {m.profile.mode for m in shipped} >= {"processes", "streams"}
+    for m in shipped:
+        assert m.profile.idle_power is not None and m.profile.idle_power.meter == "nvml"
+        assert m.worst_slowdown is not None and m.worst_slowdown > 1
+        assert len(m.heatmaps) == 3
