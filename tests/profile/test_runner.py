@@ -137,19 +137,17 @@ def test_an_unknown_model_is_one_line_and_exit_2() -> None:
     assert "Did you mean" in done.stderr
 
 
+def solo_only(model: Path, batches: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Profile one model solo (threads mode) through the CLI."""
+    out = str(tmp_path / "p.json")
+    args = ["--models", str(model), "--batches", batches, "--max-instances", "0"]
+    return cli_error(*args, "--mode", "threads", "--out", out)
+
+
 def test_an_unreadable_onnx_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_text("not a model")
-    done = cli_error(
-        "--models",
-        str(bad),
-        "--max-instances",
-        "0",
-        "--mode",
-        "threads",
-        "--out",
-        str(tmp_path / "p.json"),
-    )
+    done = solo_only(bad, "1", tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0
     assert "bad.onnx" in done.stderr
@@ -158,18 +156,7 @@ def test_an_unreadable_onnx_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_a_batch_the_model_cannot_take_is_one_line_and_exit_2(
     models: dict[str, Path], tmp_path: Path
 ) -> None:
-    done = cli_error(
-        "--models",
-        str(models["fixed"]),
-        "--batches",
-        "1,4",
-        "--max-instances",
-        "0",
-        "--mode",
-        "threads",
-        "--out",
-        str(tmp_path / "p.json"),
-    )
+    done = solo_only(models["fixed"], "1,4", tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0
     assert "batch" in done.stderr
