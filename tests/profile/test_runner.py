@@ -167,3 +167,24 @@ def test_settings_refuse_nonsense() -> None:
         ProfileSettings(device_name="x", models=("a",), batches=(2,), matrix_batch=1)
     with pytest.raises(ProfileError, match="repeated"):
         ProfileSettings(device_name="x", models=("a", "a"))
+
+
+def test_zoo_models_on_a_two_by_two_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profiler takes zoo names: it exports them to ONNX (into a temporary cache) and runs."""
+    pytest.importorskip("torch")
+    monkeypatch.setenv("EDGESCHED_CACHE", str(tmp_path))
+    profile = Profiler(
+        ProfileSettings(
+            device_name="x86-mini-pc",
+            models=("mobilenet_v3_small", "digits-edge"),
+            max_instances=1,
+            mode="threads",
+            solo_time_s=0.15,
+            cell_time_s=0.15,
+            settle_s=0.05,
+        )
+    ).run()
+    assert profile.models == ["mobilenet_v3_small", "digits-edge"]
+    assert len(profile.matrix) == 6
+    assert (tmp_path / "zoo" / "mobilenet_v3_small.onnx").is_file()
+    assert profile.solo_latency("mobilenet_v3_small", 1) > profile.solo_latency("digits-edge", 1)
