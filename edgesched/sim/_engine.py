@@ -33,7 +33,7 @@ from edgesched.errors import PolicyDecisionError
 from edgesched.policies.route import RoutePolicy
 from edgesched.sim.arrivals import Workload
 from edgesched.sim.interference import InterferenceModel
-from edgesched.sim.kernel import NORMAL, URGENT, Kernel
+from edgesched.sim.kernel import NORMAL, PRIORITY_STRIDE, URGENT, Kernel
 from edgesched.sim.links import SharedLink
 from edgesched.sim.power import PowerModel
 
@@ -186,7 +186,8 @@ class Engine:
         # Hot path: events go straight onto the kernel's heap with the kernel's own sequence
         # counter (Kernel.schedule adds only a past-time check that these callers cannot fail).
         heap, seq = kernel.heap, kernel.seq
-        push, pop, urgent, normal = heappush, heappop, URGENT, NORMAL
+        push, pop = heappush, heappop
+        urgent, normal = URGENT * PRIORITY_STRIDE, NORMAL * PRIORITY_STRIDE
         observe = policy.observe if policy.wants_outcomes else None
         decide = policy.decide
 
@@ -256,7 +257,7 @@ class Engine:
             if at < pending_at[n]:
                 pending_at[n] = at
                 version[n] += 1
-                push(heap, (at, urgent, next(seq), node_done, n, version[n]))
+                push(heap, (at, urgent + next(seq), node_done, n, version[n]))
 
         def node_done(t: float, n: int, ver: int) -> None:
             if ver != version[n]:
@@ -265,7 +266,7 @@ class Engine:
                 at: float = due_at[n]
                 pending_at[n] = at
                 version[n] += 1
-                push(heap, (at, urgent, next(seq), node_done, n, version[n]))
+                push(heap, (at, urgent + next(seq), node_done, n, version[n]))
                 return
             js = jobs[n]
             dt: float = t - last[n]
@@ -327,7 +328,7 @@ class Engine:
                 at = t + max(soonest, 0.0)
                 due_at[n] = pending_at[n] = at
                 version[n] += 1
-                push(heap, (at, urgent, next(seq), node_done, n, version[n]))
+                push(heap, (at, urgent + next(seq), node_done, n, version[n]))
 
         # Shared links: bandwidth split among transfers (see SharedLink), one event per link.
         shared = [SharedLink(lk.bandwidth_bytes_per_s) for lk in cluster.links]
@@ -338,7 +339,7 @@ class Engine:
             link_version[k] += 1
             at = shared[k].next_finish()
             if at is not None:
-                push(heap, (at, urgent, next(seq), link_done, k, link_version[k]))
+                push(heap, (at, urgent + next(seq), link_done, k, link_version[k]))
 
         def link_done(t: float, k: int, ver: int) -> None:
             if ver != link_version[k]:
@@ -346,7 +347,7 @@ class Engine:
             rtt = cluster.links[k].rtt_s
             for n, req in shared[k].pop_done(t):
                 link_active[k] -= 1
-                push(heap, (t + rtt, normal, next(seq), deliver, n, req))
+                push(heap, (t + rtt, normal + next(seq), deliver, n, req))
             link_reschedule(k)
 
         def misrouted(req: Request, n: object) -> PolicyDecisionError:
@@ -371,7 +372,7 @@ class Engine:
                 # Kernel.run_until(t), inlined: events due by t run before this arrival.
                 # Callbacks get their time as an argument, so kernel.now is set for policies only.
                 while heap and heap[0][0] <= t:
-                    at, _, _, callback, a, b = pop(heap)
+                    at, _, callback, a, b = pop(heap)
                     callback(at, a, b)
                 kernel.now = t
                 m = models[i]
@@ -386,8 +387,8 @@ class Engine:
                 inflight_model[n * n_models + m] += 1
                 kind = link_kind[n]
                 if kind == 1:
-                    at = t + link_rtt[n] + req.input_bytes / link_bw[n]
-                    push(heap, (at, normal, next(seq), deliver, n, req))
+                    at = t + link_rtt[n] + sizes[i] / link_bw[n]
+                    push(heap, (at, normal + next(seq), deliver, n, req))
                 elif kind == 0:
                     deliver(t, n, req)
                 else:
