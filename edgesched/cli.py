@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from edgesched._console import JsonOpt, console, err_console, progress
 from edgesched.errors import EdgeschedError
 from edgesched.profile.cli import profile_app
 from edgesched.zoo.cli import zoo_app
@@ -28,10 +27,6 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(profile_app, name="profile")
 app.add_typer(zoo_app, name="zoo")
-console = Console()
-if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
-    console = Console(width=max(console.width, 140))
-err_console = Console(stderr=True)
 
 ClusterOpt = Annotated[
     Path | None,
@@ -50,20 +45,6 @@ ProfileOpt = Annotated[
         help="A measured profile (edgesched profile --out F) calibrating the cluster; repeatable.",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet or not err_console.is_terminal,
-        transient=True,
-    )
 
 
 def _check_output_file(path: Path) -> None:
@@ -133,7 +114,7 @@ def simulate(
     if records is not None:
         _check_output_file(records)
     cl, sc = _load(cluster, scenario, requests, profile)
-    with _progress(as_json) as bar:
+    with progress(as_json) as bar:
         task = bar.add_task(f"simulating {policy}", total=sc.requests)
         result = run_sim(
             cl, sc, policy, seed=seed, progress=lambda n: bar.update(task, completed=n)
@@ -178,7 +159,7 @@ def demo(
 
     _prepare_output_dir(out)
     cl, sc = _load(cluster, scenario, requests, profile)
-    with _progress(as_json) as bar:
+    with progress(as_json) as bar:
         results = run_all(cl, sc, bar)
     page = write_report(results, out, title=f"edgesched: {sc.name} on {cl.name}")
     if as_json:

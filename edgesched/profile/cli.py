@@ -7,17 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from edgesched._console import console, progress
 from edgesched.errors import EdgeschedError
 
 profile_app = typer.Typer(
     help="Measure solo latency, the concurrency performance matrix and power on this machine.",
     invoke_without_command=True,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -116,16 +113,7 @@ def profile(
         idle_w=idle_w,
         peak_w=peak_w,
     )
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=as_json or not err_console.is_terminal,
-    ) as bar:
+    with progress(as_json) as bar:
         profiler = Profiler(settings)
         task = bar.add_task("loading models", total=profiler.total_steps)
         profiler.progress = lambda done, total, what: bar.update(

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from edgesched._console import JsonOpt, console, err_console
 from edgesched.zoo.metadata import INT8_SUFFIX, ZooMetadata, cache_dir, read_metadata
 from edgesched.zoo.registry import ZOO, ZooEntry, entry
 
@@ -18,10 +18,6 @@ zoo_app = typer.Typer(
     help="The built-in model zoo: list it, export models to ONNX (FP32 or INT8).",
     no_args_is_help=True,
 )
-console = Console()
-if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
-    console = Console(width=max(console.width, 140))
-err_console = Console(stderr=True)
 
 CacheOpt = Annotated[
     Path | None,
@@ -31,7 +27,6 @@ CacheOpt = Annotated[
         "$XDG_CACHE_HOME/edgesched/zoo, else ~/.cache/edgesched/zoo).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
 def _si(value: float, unit: str = "") -> str:
