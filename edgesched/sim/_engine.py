@@ -37,7 +37,6 @@ from edgesched.sim.kernel import NORMAL, PRIORITY_STRIDE, URGENT, Kernel
 from edgesched.sim.links import SharedLink
 from edgesched.sim.power import PowerModel
 
-_DONE = 1e-12  # remaining work (seconds or bytes) below which a job counts as finished
 _EWMA = 0.1  # weight of a new latency in the per-node moving average
 _CHUNK = 65536  # arrivals converted to Python lists at a time
 _BITS = 10  # bits per model in a node's mix code: up to 1023 running instances of one model
@@ -52,7 +51,6 @@ class RunRecords:
         self.start_s = array("d", bytes(8 * n))
         self.finish_s = array("d", bytes(8 * n))
         self.energy_j = array("d", bytes(8 * n))
-        self.done = 0
 
 
 class Engine:
@@ -196,19 +194,6 @@ class Engine:
         # is the counter's growth while it ran: one addition per event instead of one per job.
         eshare = [0.0] * n_nodes
         inf = float("inf")
-
-        def advance(n: int, t: float) -> None:
-            """Bring node n's jobs, energy and clock forward to t (rates unchanged)."""
-            dt = t - last[n]
-            if dt > 0.0:
-                js = jobs[n]
-                if js:
-                    p = dynp[n] * dt
-                    eshare[n] += p / len(js)
-                    edyn[n] += p
-                    for j in js:
-                        j[0] -= dt * j[1]
-                last[n] = t
 
         # Finish events, lazily: ``due[n]`` is the job that finishes next on node n, at
         # ``due_at[n]``; the node's live event (the one whose version is ``version[n]``) is due at
@@ -398,10 +383,7 @@ class Engine:
                     link_reschedule(k)
             if self.progress is not None:
                 self.progress(hi)
-        kernel.run()
-        rec.done = total
-        for n in range(n_nodes):
-            advance(n, kernel.now)
+        kernel.run()  # drain: every job and transfer ends, energy is integrated up to it
         return rec
 
     @property
