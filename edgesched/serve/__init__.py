@@ -1,6 +1,6 @@
-"""Serving: the KServe v2 / Open Inference Protocol codec (more frontends to come).
+"""Serving: the KServe v2 / Open Inference Protocol codec and the node workers.
 
-Importing this package imports numpy and json only.
+Importing this package imports numpy, json and multiprocessing only (no onnxruntime or torch).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from edgesched.serve.protocol import (
     model_not_found,
     overloaded,
 )
+from edgesched.serve.worker import ModelInfo, NodeWorker, WorkerDied, WorkerError, WorkerFuture
 
 __all__ = [
     "DATATYPES",
@@ -41,9 +42,14 @@ __all__ = [
     "InferRequest",
     "InferResponse",
     "InferTensor",
+    "ModelInfo",
+    "NodeWorker",
     "ProtocolError",
     "RequestedOutput",
     "TensorSpec",
+    "WorkerDied",
+    "WorkerError",
+    "WorkerFuture",
     "datatype_of",
     "decode_request",
     "decode_response",

@@ -1,0 +1,139 @@
+"""The child process of a :class:`~edgesched.serve.worker.NodeWorker`: model instances on threads.
+
+The parent spawns :func:`child_main` with its end of a duplex Pipe. The child pins itself to the
+node's CPUs, opens every instance, warms it and answers ``("ready", infos)`` or
+``("error", reason)``. Then its main thread reads requests and puts each on its model's FIFO
+queue; one thread per instance takes requests from that queue and runs them (ONNX Runtime
+releases the GIL, so instances run concurrently) and sends the answer under one send lock.
+
+Messages, parent to child: ``("infer", rid, model, batch)`` and ``("stop",)``. Child to parent:
+``("ok", rid, outputs, exec_s)`` and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every
+queued request finish, then the child exits; so does end of file (the parent is gone).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, for the parent's error."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _load(models: Mapping[str, int], opts: dict[str, Any]) -> tuple[dict[str, list[Any]], dict]:
+    """Pin the process, open and warm every instance; return them and each model's info."""
+    from edgesched.runtime import open_executor, pin_process
+    from edgesched.runtime.executor import check_threads
+
+    cpus: Sequence[int] | None = opts["cpus"]
+    if cpus is not None:
+        pin_process(cpus)  # once for the process; executors get cpus=None
+    threads = check_threads(opts["threads"], cpus)
+    cap: int | None = opts["max_batch"]
+    executors: dict[str, list[Any]] = {}
+    infos: dict[str, dict[str, Any]] = {}
+    for model, count in models.items():
+        executors[model] = insts = []
+        for _ in range(count):
+            ex = open_executor(
+                model, backend=opts["backend"], device=opts["device"], threads=threads
+            )
+            insts.append(ex)
+            if all(d is not None for d in ex.input_shape):
+                sizes = {ex.max_batch or 1} | ({cap} if cap and ex.max_batch is None else set())
+                for size in sorted(sizes):
+                    ex.warmup(size, runs=2)
+        first = insts[0]
+        infos[model] = {
+            "input_shape": tuple(first.input_shape),
+            "max_batch": first.max_batch if first.max_batch is not None else cap,
+            "instances": count,
+            "executor": first.describe(),
+        }
+    return executors, infos
+
+
+def child_main(conn: Any, models: dict[str, int], opts: dict[str, Any]) -> None:
+    """Entry point of the child process (see the module docstring)."""
+    try:
+        executors, infos = _load(models, opts)
+    except BaseException as exc:  # reported to the parent, whose start() raises it
+        conn.send(("error", one_line(exc)))
+        return
+    send_lock = threading.Lock()
+    cap: int | None = opts["max_batch"]
+    queues: dict[str, queue.SimpleQueue] = {m: queue.SimpleQueue() for m in executors}
+    threads = [
+        threading.Thread(
+            target=_instance_loop, args=(ex, queues[m], conn, send_lock, cap), daemon=True
+        )
+        for m, insts in executors.items()
+        for ex in insts
+    ]
+    for t in threads:
+        t.start()
+    conn.send(("ready", infos))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break  # the parent is gone: finish what is queued, then exit
+        if msg[0] == "stop":
+            break
+        _, rid, model, batch = msg
+        q = queues.get(model)
+        if q is None:
+            with send_lock:
+                conn.send(("err", rid, f"model {model!r} is not served by this worker"))
+            continue
+        q.put((rid, batch))
+    for m, insts in executors.items():
+        for _ in insts:
+            queues[m].put(None)
+    for t in threads:
+        t.join()
+    for insts in executors.values():
+        for ex in insts:
+            ex.close()
+
+
+def _instance_loop(
+    ex: Any, q: queue.SimpleQueue, conn: Any, send_lock: threading.Lock, cap: int | None
+) -> None:
+    """Run requests from ``q`` on executor ``ex`` until the ``None`` sentinel."""
+    clock = time.perf_counter
+    while (item := q.get()) is not None:
+        rid, batch = item
+        t0 = clock()
+        try:
+            if (
+                cap is not None
+                and isinstance(batch, np.ndarray)
+                and batch.ndim
+                and len(batch) > cap
+            ):
+                raise ValueError(
+                    f"model {ex.model} takes batches of at most {cap} samples on this node; "
+                    f"got {len(batch)}; split the batch"
+                )
+            msg: tuple = ("ok", rid, ex.run(batch), clock() - t0)
+        except Exception as exc:
+            msg = ("err", rid, one_line(exc))
+        with send_lock:
+            try:
+                conn.send(msg)
+            except OSError:
+                return  # the parent is gone
+            except Exception as exc:  # outputs that do not pickle
+                conn.send(("err", rid, f"cannot send the outputs back: {one_line(exc)}"))
+
+
+__all__ = ["child_main", "one_line"]

@@ -1,0 +1,202 @@
+"""NodeWorker: one child process per node serving tiny ONNX models over a Pipe."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgesched.serve import NodeWorker, WorkerDied, WorkerError
+from tests.runtime.conftest import SAMPLE, export, tiny_module
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(export(tiny_module(), tmp_path_factory.mktemp("w") / "tiny.onnx", dynamic=True))
+
+
+@pytest.fixture(scope="module")
+def reference(onnx_path: str) -> object:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def worker(onnx_path: str) -> Iterator[NodeWorker]:
+    with NodeWorker("edge-1", {onnx_path: 2}, threads=1, max_batch=8) as w:
+        yield w
+        assert w.in_flight == 0, "a request was left unanswered"
+
+
+def batch(size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((size, *SAMPLE), dtype=np.float32)
+
+
+def tally(futures: list) -> tuple[int, int]:
+    """(results, WorkerDied) over ``futures``; anything else fails the test."""
+    ok = died = 0
+    for fut in futures:
+        exc = fut.exception(timeout=30)
+        if exc is None:
+            ok += 1
+        else:
+            assert isinstance(exc, WorkerDied), exc
+            died += 1
+    return ok, died
+
+
+@pytest.mark.parametrize("size", [1, 3, 8])
+def test_outputs_equal_onnxruntime(worker, onnx_path, reference, size) -> None:
+    x = batch(size, seed=size)
+    fut = worker.submit(onnx_path, x)
+    (got,) = fut.result(timeout=30)
+    (want,) = reference.run(None, {"input": x})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert fut.exec_s is not None and fut.exec_s > 0
+
+
+def test_info_reports_each_model(worker, onnx_path) -> None:
+    info = worker.info()[onnx_path]
+    assert (info.input_shape, info.datatype, info.max_batch, info.instances) == (
+        SAMPLE,
+        "FP32",
+        8,
+        2,
+    )
+    assert info.executor["backend"] == "onnxruntime"
+    assert worker.alive and worker.restarts == 0
+
+
+def test_concurrent_submits_all_complete(worker, onnx_path, reference) -> None:
+    x = batch(4, seed=7)
+    (want,) = reference.run(None, {"input": x})
+    with ThreadPoolExecutor(4) as pool:
+        futures = list(pool.map(lambda _: worker.submit(onnx_path, x), range(100)))
+    for fut in futures:
+        np.testing.assert_allclose(fut.result(timeout=30)[0], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (np.zeros((2, 2, 8, 8), np.float32), "takes input of shape (B, 3, 8, 8); got (2, 2, 8, 8)"),
+        (np.zeros((2, *SAMPLE), np.float64), "float32"),
+        (np.zeros((9, *SAMPLE), np.float32), "at most 8 samples"),
+        ([[1.0]], "takes a numpy array; got list"),
+    ],
+)
+def test_bad_batch_fails_that_request_only(worker, onnx_path, bad, words) -> None:
+    exc = worker.submit(onnx_path, bad).exception(timeout=30)
+    assert isinstance(exc, WorkerError) and not isinstance(exc, WorkerDied)
+    assert words in str(exc) and "edge-1" in str(exc) and "\n" not in str(exc)
+    assert worker.submit(onnx_path, batch(2)).result(timeout=30)[0].shape == (2, 5)
+    assert worker.alive
+
+
+def test_unknown_model_fails_fast(worker, onnx_path) -> None:
+    fut = worker.submit(onnx_path + "x", batch(1))
+    assert fut.done()
+    assert "unknown model" in str(fut.exception()) and "Did you mean" in str(fut.exception())
+
+
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [("garbage.onnx", "failed to start"), ("no-such-zoo-model", "unknown zoo model")],
+)
+def test_start_raises_when_a_model_cannot_load(tmp_path, model, words) -> None:
+    if model.endswith(".onnx"):
+        (tmp_path / model).write_bytes(b"not an onnx file")
+        model = str(tmp_path / model)
+    w = NodeWorker("edge-bad", {model: 1})
+    with pytest.raises(WorkerError, match=words):
+        w.start(timeout_s=60)
+    assert not w.alive
+    w.close()
+
+
+@pytest.mark.parametrize(
+    ("models", "kwargs", "words"),
+    [
+        ({}, {}, "at least one model"),
+        ({"m.onnx": 0}, {}, "positive integer"),
+        ({"m.onnx": True}, {}, "positive integer"),
+        ({"m.onnx": 1}, {"max_batch": 0}, "max_batch"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(models, kwargs, words) -> None:
+    with pytest.raises(WorkerError, match=words):
+        NodeWorker("n", models, **kwargs)
+
+
+def test_submit_before_start_and_after_close(onnx_path) -> None:
+    w = NodeWorker("edge-2", {onnx_path: 1})
+    assert "not started" in str(w.submit(onnx_path, batch(1)).exception())
+    w.close()
+    w.close()  # idempotent
+    assert "closed" in str(w.submit(onnx_path, batch(1)).exception())
+
+
+def test_killed_child_fails_in_flight_and_restarts(onnx_path) -> None:
+    with NodeWorker("edge-3", {onnx_path: 2}, threads=1) as w:
+        first_pid = w.pid
+        futures = [w.submit(onnx_path, batch(16)) for _ in range(300)]
+        os.kill(first_pid, signal.SIGKILL)
+        futures += [w.submit(onnx_path, batch(16)) for _ in range(20)]  # during the restart
+        ok, died = tally(futures)
+        assert ok + died == len(futures)
+        assert w.submit(onnx_path, batch(2)).result(timeout=60)[0].shape == (2, 5)
+        assert w.restarts == 1 and w.alive and w.pid != first_pid and w.in_flight == 0
+        if died:
+            exc = next(f.exception() for f in futures if f.exception() is not None)
+            assert "edge-3" in str(exc) and "lost in flight" in str(exc) and exc.lost >= 1
+
+
+def test_worker_stays_down_after_the_restart_cap(onnx_path) -> None:
+    with NodeWorker("edge-4", {onnx_path: 1}, max_restarts=0) as w:
+        os.kill(w.pid, signal.SIGKILL)
+        w._reader.join(10)  # the reader gives up: no restart allowed
+        assert not w.alive and w.restarts == 0
+        fut = w.submit(onnx_path, batch(1))
+        assert fut.done() and isinstance(fut.exception(), WorkerDied)
+        assert "down" in str(fut.exception())
+
+
+def test_close_drains_in_flight_work(onnx_path) -> None:
+    w = NodeWorker("edge-5", {onnx_path: 1}, threads=1).start()
+    futures = [w.submit(onnx_path, batch(64)) for _ in range(100)]
+    w.close(drain=True)
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert w.in_flight == 0 and not w.alive
+
+
+def test_close_without_drain_resolves_every_future(onnx_path) -> None:
+    w = NodeWorker("edge-6", {onnx_path: 1}, threads=1).start()
+    futures = [w.submit(onnx_path, batch(64)) for _ in range(200)]
+    w.close(drain=False)
+    assert sum(tally(futures)) == len(futures)
+    assert w.in_flight == 0
+
+
+def test_import_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgesched.serve; print('onnxruntime' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_paths_in_models_are_accepted(onnx_path) -> None:
+    w = NodeWorker("edge-7", {Path(onnx_path): 1})  # type: ignore[dict-item]
+    assert w.models == [onnx_path]
+    w.close()
