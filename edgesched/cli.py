@@ -13,6 +13,7 @@ import typer
 from edgesched._console import JsonOpt, console, err_console, progress
 from edgesched.errors import EdgeschedError
 from edgesched.profile.cli import profile_app
+from edgesched.serve.cli import serve
 from edgesched.zoo.cli import zoo_app
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(profile_app, name="profile")
 app.add_typer(zoo_app, name="zoo")
+app.command("serve")(serve)
 
 ClusterOpt = Annotated[
     Path | None,

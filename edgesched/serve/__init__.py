@@ -1,6 +1,7 @@
-"""Serving: the KServe v2 / Open Inference Protocol codec and the node workers.
+"""Serving: the KServe v2 / Open Inference Protocol codec, the node workers and the server.
 
-Importing this package imports numpy, json and multiprocessing only (no onnxruntime or torch).
+Importing this package imports numpy, json and multiprocessing only (no aiohttp, onnxruntime or
+torch): :class:`InferenceServer` is loaded on first use.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "InferRequest",
     "InferResponse",
     "InferTensor",
+    "InferenceServer",
     "ModelInfo",
     "NodeWorker",
     "ProtocolError",
@@ -62,3 +64,11 @@ __all__ = [
     "model_not_found",
     "overloaded",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "InferenceServer":  # lazy: the server module pulls in the cluster and policies
+        from edgesched.serve.server import InferenceServer
+
+        return InferenceServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

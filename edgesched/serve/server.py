@@ -1,0 +1,467 @@
+"""The KServe v2 / Open Inference Protocol HTTP frontend (ARCHITECTURE §5).
+
+:class:`InferenceServer` runs one :class:`NodeWorker` per cluster node, keeps a live
+:class:`ClusterView` of them (:mod:`edgesched.serve._state`), routes every request with a route
+policy and serves the v2 REST endpoints with aiohttp (``pip install "edgesched[serve]"``):
+
+=====================================================  ==========================================
+``GET /v2/health/live``, ``GET /v2/health/ready``       liveness; readiness (every worker up)
+``GET /v2``                                            server metadata
+``GET /v2/models/{m}[/versions/{v}]``                  model metadata
+``GET /v2/models/{m}[/versions/{v}]/ready``            model readiness (a worker serving it is up)
+``GET /v2/models/{m}[/versions/{v}]/config``           Triton-style model configuration
+``POST /v2/models/{m}[/versions/{v}]/infer``           inference (JSON or binary tensor extension)
+=====================================================  ==========================================
+
+Every error is a v2 error body ``{"error": ...}`` with its HTTP status: 400 bad request, 401
+missing token, 404 unknown model, 413 payload too large, 503 overloaded or no worker left. Every
+model has the single version ``"1"``. Source: ``shared/research/serving.md`` (v2 REST spec).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesched.core.cluster import Cluster
+from edgesched.core.request import Outcome, Request
+from edgesched.errors import ConfigError, DependencyNotInstalled
+from edgesched.serve._datatypes import TensorSpec, datatype_of, model_config, model_metadata
+from edgesched.serve._state import LiveState
+from edgesched.serve.protocol import (
+    HEADER_LENGTH,
+    ProtocolError,
+    decode_request,
+    encode_response,
+    error_body,
+    http_status,
+    model_not_found,
+    overloaded,
+)
+from edgesched.serve.worker import ModelInfo, NodeWorker, WorkerDied
+
+VERSION = "1"
+PLATFORM = "onnxruntime_onnx"
+
+
+@dataclass
+class _Model:
+    """One served model: its view index, worker source, and what the workers reported."""
+
+    name: str
+    index: int
+    source: str
+    nodes: list[int]
+    info: ModelInfo
+    outputs: list[TensorSpec]
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        shape = tuple(-1 if d is None else d for d in self.info.input_shape)
+        return [TensorSpec("input0", self.info.datatype, (-1, *shape))]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class InferenceServer:
+    """A v2 inference server over the workers of one cluster (see the module docstring).
+
+    Use from one asyncio event loop: ``port = await server.start()`` … ``await server.stop()``.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        policy: str = "min-expected-completion",
+        model_files: Mapping[str, str | Path] | None = None,
+        backend: str = "onnxruntime",
+        threads_per_node: int | None = 1,
+        max_payload_bytes: int = 64 * 2**20,
+        max_in_flight: int = 1024,
+        auth_token: str | None = None,
+        slo_s: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        """Describe the server; :meth:`start` spawns the workers and binds the port.
+
+        Args:
+            cluster: the nodes and the models (with instance counts) deployed on each.
+            policy: route policy name (``edgesched.policies.names("route")``).
+            model_files: model name → ONNX file; other models are zoo names.
+            backend: executor backend of every worker (``onnxruntime`` or ``torch``).
+            threads_per_node: intra-op threads per model instance (None: backend default).
+            max_payload_bytes: largest request body in bytes (64 MiB, like Triton's gRPC
+                default message limit order of magnitude; our choice); larger ones get 413.
+            max_in_flight: most requests in progress at once; more get 503.
+            auth_token: when set, every request needs ``Authorization: Bearer <token>`` (401
+                otherwise) and the server may bind non-loopback addresses.
+            slo_s: latency deadline in seconds given to the policy with each request (our
+                choice; SLO-aware policies read it).
+            seed: seed of the policy's random generator.
+
+        Raises:
+            ConfigError: a ``model_files`` name no node serves, or a bad limit.
+            UnknownNameError: an unknown policy.
+        """
+        from edgesched.policies import make
+
+        unknown = set(model_files or {}) - set(cluster.model_names)
+        if unknown:
+            raise ConfigError(
+                f"model_files names {sorted(unknown)} but the cluster serves only "
+                f"{list(cluster.model_names)}; fix the NAME of NAME=PATH"
+            )
+        if max_payload_bytes < 1 or max_in_flight < 1:
+            raise ConfigError("max_payload_bytes and max_in_flight must be ≥ 1")
+        self.cluster = cluster
+        self.policy_name = policy
+        self._policy = make("route", policy)
+        self._sources = {m: str((model_files or {}).get(m, m)) for m in cluster.model_names}
+        self._workers = [
+            NodeWorker(
+                node.id,
+                {self._sources[m]: c for m, c in node.models.items()},
+                backend=backend,
+                threads=threads_per_node,
+            )
+            for node in cluster.nodes
+        ]
+        self.max_payload_bytes = max_payload_bytes
+        self.max_in_flight = max_in_flight
+        self._token = auth_token
+        self._slo_s = slo_s
+        self._seed = seed
+        self._models: dict[str, _Model] = {}
+        self._live: LiveState | None = None
+        self._runner: Any = None
+        self._site: Any = None
+        self._ids = itertools.count()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._draining = False
+        self.outcomes = 0  # answered requests (for tests and logs)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
+        """Start the workers, then listen on ``host:port``; returns the bound port.
+
+        Args:
+            host: address to bind; anything but loopback needs ``auth_token``.
+            port: TCP port; 0 picks a free one.
+
+        Raises:
+            ConfigError: a non-loopback ``host`` without an auth token.
+            WorkerError: a worker could not load its models.
+            DependencyNotInstalled: aiohttp is missing.
+        """
+        try:
+            from aiohttp import web
+        except ImportError:
+            raise DependencyNotInstalled("aiohttp", "serve") from None
+        if not _is_loopback(host) and not self._token:
+            raise ConfigError(
+                f"refusing to bind {host!r} without an auth token; bind 127.0.0.1, or set "
+                "--auth-token / EDGESCHED_AUTH_TOKEN"
+            )
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(
+            *(loop.run_in_executor(None, w.start) for w in self._workers), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await loop.run_in_executor(None, self._close_workers, False, 5.0)
+            raise failed[0]
+        await self._describe_models()
+        self._policy.reset(self._live.view, np.random.default_rng(self._seed))  # type: ignore[union-attr]
+        app = web.Application(
+            client_max_size=self.max_payload_bytes + 1, middlewares=[self._middleware(web)]
+        )
+        routes = [
+            ("GET", "/v2/health/live", self._live_h),
+            ("GET", "/v2/health/ready", self._ready_h),
+            ("GET", "/v2", self._server_meta_h),
+        ]
+        for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+            routes += [
+                ("GET", prefix, self._model_meta_h),
+                ("GET", prefix + "/ready", self._model_ready_h),
+                ("GET", prefix + "/config", self._model_config_h),
+                ("POST", prefix + "/infer", self._infer_h),
+            ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, host, port)
+        await self._site.start()
+        return int(self._runner.addresses[0][1])
+
+    async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop accepting, let the requests in flight finish, then close the workers.
+
+        Requests still arriving on open connections meanwhile get 503. Idempotent.
+
+        Args:
+            drain_timeout_s: the most seconds to wait for requests in flight.
+        """
+        self._draining = True
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+        if self._in_flight:
+            self._idle.clear()
+            # past the timeout, the workers' close fails what is left with WorkerDied
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain_timeout_s)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._close_workers, True, drain_timeout_s)
+
+    def _close_workers(self, drain: bool, timeout_s: float) -> None:
+        for w in self._workers:
+            w.close(drain=drain, timeout_s=timeout_s)
+
+    async def _describe_models(self) -> None:
+        """Learn each model's input from the workers and its outputs from one probe batch."""
+        names = list(self.cluster.model_names)
+        nodes = {m: [n.index for n in self.cluster.nodes if m in n.models] for m in names}
+        infos = {m: self._workers[nodes[m][0]].info()[self._sources[m]] for m in names}
+        input_bytes = [
+            4 * int(np.prod([d or 1 for d in infos[m].input_shape], dtype=np.int64)) for m in names
+        ]
+        self._live = LiveState(self.cluster, names, input_bytes, time.monotonic)
+        for j, m in enumerate(names):
+            info = infos[m]
+            outputs: list[TensorSpec] = []
+            if all(d is not None for d in info.input_shape):
+                probe = np.zeros((1, *info.input_shape), np.float32)
+                fut = self._workers[nodes[m][0]].submit(self._sources[m], probe)
+                arrays = await asyncio.wrap_future(fut)
+                outputs = [
+                    TensorSpec(f"output{i}", datatype_of(a.dtype), (-1, *a.shape[1:]))
+                    for i, a in enumerate(arrays)
+                ]
+            self._models[m] = _Model(m, j, self._sources[m], nodes[m], info, outputs)
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _middleware(self, web: Any) -> Any:
+        """Auth check, and every exception → a v2 error body (the server never crashes)."""
+
+        @web.middleware
+        async def middleware(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+            try:
+                if self._token is not None:
+                    given = request.headers.get("Authorization", "")
+                    if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
+                        raise ProtocolError("missing or wrong 'Authorization: Bearer' token", 401)
+                return await handler(request)
+            except web.HTTPException as exc:  # unknown route, wrong method, body too large
+                if exc.status < 400:
+                    raise
+                msg = f"{exc.reason}: {request.method} {request.path}"
+                if exc.status == 413:
+                    msg = f"request body exceeds the limit of {self.max_payload_bytes} bytes"
+                return _error(web, exc.status, msg)
+            except Exception as exc:
+                return _error(web, http_status(exc), exc)
+
+        return middleware
+
+    def _model(self, request: Any) -> _Model:
+        name = request.match_info["model"]
+        version = request.match_info.get("version")
+        model = self._models.get(name)
+        if model is None or version not in (None, VERSION):
+            raise model_not_found(name, version if model else None, self._models)
+        return model
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    async def _live_h(self, request: Any) -> Any:
+        return _json({"live": True})
+
+    async def _ready_h(self, request: Any) -> Any:
+        ready = not self._draining and all(w.alive for w in self._workers)
+        if not ready:
+            raise overloaded("not ready (draining, or a worker is down)")
+        return _json({"ready": True})
+
+    async def _server_meta_h(self, request: Any) -> Any:
+        from edgesched import __version__
+
+        extensions = ["binary_tensor_data", "model_configuration"]
+        return _json({"name": "edgesched", "version": __version__, "extensions": extensions})
+
+    async def _model_meta_h(self, request: Any) -> Any:
+        m = self._model(request)
+        return _json(model_metadata(m.name, [VERSION], PLATFORM, m.inputs, m.outputs))
+
+    async def _model_ready_h(self, request: Any) -> Any:
+        m = self._model(request)
+        if self._draining or not any(self._workers[n].alive for n in m.nodes):
+            raise overloaded(f"model {m.name!r} has no worker up")
+        return _json({"name": m.name, "ready": True})
+
+    async def _model_config_h(self, request: Any) -> Any:
+        m = self._model(request)
+        cfg = model_config(
+            m.name, PLATFORM, m.inputs, m.outputs, max_batch_size=m.info.max_batch or 0
+        )
+        return _json(cfg)
+
+    async def _infer_h(self, request: Any) -> Any:
+        from aiohttp import web
+
+        arrival = time.monotonic()
+        m = self._model(request)
+        if self._draining:
+            raise overloaded("the server is shutting down")
+        if self._in_flight >= self.max_in_flight:
+            raise overloaded(f"{self._in_flight} requests in flight (limit {self.max_in_flight})")
+        length = request.content_length
+        if length is not None and length > self.max_payload_bytes:
+            raise ProtocolError(
+                f"request body of {length} bytes exceeds the limit of "
+                f"{self.max_payload_bytes} bytes; send smaller batches",
+                status=413,
+            )
+        self._in_flight += 1
+        try:
+            body = await request.read()
+            header = request.headers.get(HEADER_LENGTH)
+            try:
+                header_length = None if header is None else int(header)
+            except ValueError:
+                raise ProtocolError(f"{HEADER_LENGTH} {header!r} is not an integer") from None
+            req = decode_request(body, header_length, max_bytes=self.max_payload_bytes)
+            batch = _check_batch(m, req.inputs[0].name, req.inputs[0].datatype, req.inputs[0].data)
+            arrays = await self._run(m, batch, arrival)
+            outputs = {f"output{i}": a for i, a in enumerate(arrays)}
+            if req.outputs:
+                missing = [o.name for o in req.outputs if o.name not in outputs]
+                if missing:
+                    raise ProtocolError(
+                        f"model {m.name!r} has no output {missing}; it has {list(outputs)}"
+                    )
+                outputs = {o.name: outputs[o.name] for o in req.outputs}
+            payload, headers = encode_response(
+                m.name, VERSION, outputs, request_id=req.id, binary=req.binary_outputs()
+            )
+            return web.Response(body=payload, headers=headers)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _run(self, m: _Model, batch: np.ndarray, arrival: float) -> list[np.ndarray]:
+        """Route, run, and account for one batch; retry once elsewhere if a worker died."""
+        live = self._live
+        assert live is not None
+        rid = next(self._ids)
+        request = Request(rid, m.index, arrival, batch.nbytes, self._slo_s)
+        node = int(self._policy.decide(request, live.view))
+        if node not in m.nodes:  # the driver checks each decision once (STYLE rule 7)
+            raise RuntimeError(
+                f"route policy {self.policy_name!r} chose node {node}, which does not serve "
+                f"model {m.name!r} (nodes {m.nodes})"
+            )
+        tried: list[int] = []
+        while True:
+            live.dispatch(node, m.index)
+            sent = time.monotonic()
+            fut = self._workers[node].submit(m.source, batch)
+            try:
+                arrays = await asyncio.wrap_future(fut)
+            except WorkerDied as exc:
+                live.finish(node, m.index, None)
+                tried.append(node)
+                others = [n for n in m.nodes if n not in tried and self._workers[n].alive]
+                if len(tried) > 1 or not others:
+                    raise overloaded(f"{exc}; no other node serving {m.name!r} is up") from None
+                node = min(others, key=lambda n: live.view.inflight[n])
+                continue
+            except BaseException:
+                live.finish(node, m.index, None)
+                raise
+            live.finish(node, m.index, time.monotonic() - sent)
+            break
+        self.outcomes += 1
+        if self._policy.wants_outcomes:
+            self._policy.observe(self._outcome(request, node, fut.exec_s, time.monotonic()))
+        return list(arrays)
+
+    def _outcome(self, request: Request, node: int, exec_s: float | None, now: float) -> Outcome:
+        """The measured outcome; energy is estimated as exec time × dynamic power × util."""
+        view = self._live.view  # type: ignore[union-attr]
+        exec_s = exec_s or 0.0
+        dynamic_w = float(view.peak_power_w[node] - view.idle_power_w[node])
+        energy = exec_s * dynamic_w * float(view.utilisation[node, request.model])
+        return Outcome(
+            request.id,
+            request.model,
+            node,
+            request.arrival_s,
+            now - exec_s,
+            now,
+            energy,
+            bool(view.is_cloud[node]),
+            request.slo_s,
+        )
+
+
+def _check_batch(m: _Model, name: str, datatype: str, data: np.ndarray) -> np.ndarray:
+    """The first input as a float32 batch of the model's sample shape, or a 400."""
+    if datatype != "FP32":
+        raise ProtocolError(f"input {name!r} of model {m.name!r} must be FP32; got {datatype}")
+    want = m.info.input_shape
+    shape = data.shape
+    if (
+        len(shape) != len(want) + 1
+        or shape[0] < 1
+        or any(w is not None and w != s for w, s in zip(want, shape[1:], strict=True))
+    ):
+        sample = ["any" if d is None else d for d in want]
+        raise ProtocolError(
+            f"input {name!r} of model {m.name!r} has shape {list(shape)}; expected "
+            f"[batch ≥ 1, {', '.join(map(str, sample))}]"
+        )
+    if m.info.max_batch is not None and shape[0] > m.info.max_batch:
+        raise ProtocolError(
+            f"model {m.name!r} takes batches of at most {m.info.max_batch}; got {shape[0]}"
+        )
+    return data
+
+
+def _json(obj: Any, status: int = 200) -> Any:
+    from aiohttp import web
+
+    return web.Response(
+        body=json.dumps(obj).encode("utf-8"), status=status, content_type="application/json"
+    )
+
+
+def _error(web: Any, status: int, exc: BaseException | str) -> Any:
+    return web.Response(body=error_body(exc), status=status, content_type="application/json")
