@@ -14,6 +14,7 @@ from edgesched._console import JsonOpt, console, err_console, progress
 from edgesched.errors import EdgeschedError
 from edgesched.profile.cli import profile_app
 from edgesched.serve.cli import serve
+from edgesched.serve.load_cli import load
 from edgesched.zoo.cli import zoo_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(profile_app, name="profile")
 app.add_typer(zoo_app, name="zoo")
 app.command("serve")(serve)
+app.command("load")(load)
 
 ClusterOpt = Annotated[
     Path | None,
