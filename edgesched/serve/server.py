@@ -11,6 +11,7 @@ policy and serves the v2 REST endpoints with aiohttp (``pip install "edgesched[s
 ``GET /v2/models/{m}[/versions/{v}]/ready``            model readiness (a worker serving it is up)
 ``GET /v2/models/{m}[/versions/{v}]/config``           Triton-style model configuration
 ``POST /v2/models/{m}[/versions/{v}]/infer``           inference (JSON or binary tensor extension)
+``GET /metrics``                                       Prometheus metrics (:mod:`.metrics`)
 =====================================================  ==========================================
 
 Every error is a v2 error body ``{"error": ...}`` with its HTTP status: 400 bad request, 401
@@ -39,6 +40,7 @@ from edgesched.core.request import Outcome, Request
 from edgesched.errors import ConfigError, DependencyNotInstalled
 from edgesched.serve._datatypes import TensorSpec, datatype_of, model_config, model_metadata
 from edgesched.serve._state import LiveState
+from edgesched.serve.metrics import ServerMetrics, reason_of
 from edgesched.serve.protocol import (
     HEADER_LENGTH,
     ProtocolError,
@@ -70,6 +72,20 @@ class _Model:
     def inputs(self) -> list[TensorSpec]:
         shape = tuple(-1 if d is None else d for d in self.info.input_shape)
         return [TensorSpec("input0", self.info.datatype, (-1, *shape))]
+
+
+@dataclass(slots=True)
+class _Acct:
+    """What the metrics need of one infer request, filled in as the handler learns it."""
+
+    start: float
+    model: str = ""  # "" until the model is known to be served
+    node: str = ""  # "" until the request is dispatched
+    exec_s: float | None = None
+    batch: int | None = None
+
+
+_ACCT = "edgesched.acct"  # key of the _Acct in an infer request's aiohttp dict
 
 
 def _is_loopback(host: str) -> bool:
@@ -159,6 +175,8 @@ class InferenceServer:
         self._idle = asyncio.Event()
         self._draining = False
         self.outcomes = 0  # answered requests (for tests and logs)
+        self._node_ids = [node.id for node in cluster.nodes]
+        self.metrics = ServerMetrics(cluster.model_names, self._node_ids)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -200,6 +218,7 @@ class InferenceServer:
             ("GET", "/v2/health/live", self._live_h),
             ("GET", "/v2/health/ready", self._ready_h),
             ("GET", "/v2", self._server_meta_h),
+            ("GET", "/metrics", self._metrics_h),
         ]
         for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
             routes += [
@@ -268,10 +287,19 @@ class InferenceServer:
     # -- plumbing --------------------------------------------------------------------------------
 
     def _middleware(self, web: Any) -> Any:
-        """Auth check, and every exception → a v2 error body (the server never crashes)."""
+        """Auth check, every exception → a v2 error body (the server never crashes), and the
+        metrics of every answered infer request."""
 
         @web.middleware
         async def middleware(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+            if getattr(request.match_info.route, "handler", None) != self._infer_h:
+                return await answer(request, handler)
+            acct = request[_ACCT] = _Acct(time.monotonic())
+            response = await answer(request, handler)
+            self._account(acct, response.status)
+            return response
+
+        async def answer(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
             try:
                 if self._token is not None:
                     given = request.headers.get("Authorization", "")
@@ -289,6 +317,13 @@ class InferenceServer:
                 return _error(web, http_status(exc), exc)
 
         return middleware
+
+    def _account(self, acct: _Acct, status: int) -> None:
+        latency_s = time.monotonic() - acct.start
+        batch = acct.batch if status < 400 else None
+        self.metrics.observe_request(acct.model, acct.node, status, latency_s, acct.exec_s, batch)
+        if status >= 400:
+            self.metrics.error(acct.model, reason_of(status))
 
     def _model(self, request: Any) -> _Model:
         name = request.match_info["model"]
@@ -308,6 +343,14 @@ class InferenceServer:
         if not ready:
             raise overloaded("not ready (draining, or a worker is down)")
         return _json({"ready": True})
+
+    async def _metrics_h(self, request: Any) -> Any:
+        from aiohttp import web
+
+        for node_id, w in zip(self._node_ids, self._workers, strict=True):
+            self.metrics.sync_restarts(node_id, w.restarts)  # counted by its reader thread
+        payload, content_type = self.metrics.render()
+        return web.Response(body=payload, headers={"Content-Type": content_type})
 
     async def _server_meta_h(self, request: Any) -> Any:
         from edgesched import __version__
@@ -337,6 +380,9 @@ class InferenceServer:
 
         arrival = time.monotonic()
         m = self._model(request)
+        acct: _Acct | None = request.get(_ACCT)
+        if acct is not None:
+            acct.model = m.name
         if self._draining:
             raise overloaded("the server is shutting down")
         if self._in_flight >= self.max_in_flight:
@@ -358,7 +404,9 @@ class InferenceServer:
                 raise ProtocolError(f"{HEADER_LENGTH} {header!r} is not an integer") from None
             req = decode_request(body, header_length, max_bytes=self.max_payload_bytes)
             batch = _check_batch(m, req.inputs[0].name, req.inputs[0].datatype, req.inputs[0].data)
-            arrays = await self._run(m, batch, arrival)
+            if acct is not None:
+                acct.batch = int(batch.shape[0])
+            arrays = await self._run(m, batch, arrival, acct)
             outputs = {f"output{i}": a for i, a in enumerate(arrays)}
             if req.outputs:
                 missing = [o.name for o in req.outputs if o.name not in outputs]
@@ -376,7 +424,9 @@ class InferenceServer:
             if not self._in_flight:
                 self._idle.set()
 
-    async def _run(self, m: _Model, batch: np.ndarray, arrival: float) -> list[np.ndarray]:
+    async def _run(
+        self, m: _Model, batch: np.ndarray, arrival: float, acct: _Acct | None = None
+    ) -> list[np.ndarray]:
         """Route, run, and account for one batch; retry once elsewhere if a worker died."""
         live = self._live
         assert live is not None
@@ -391,12 +441,16 @@ class InferenceServer:
         tried: list[int] = []
         while True:
             live.dispatch(node, m.index)
+            self._node_gauge(node)
+            if acct is not None:
+                acct.node = self._node_ids[node]
             sent = time.monotonic()
             fut = self._workers[node].submit(m.source, batch)
             try:
                 arrays = await asyncio.wrap_future(fut)
             except WorkerDied as exc:
                 live.finish(node, m.index, None)
+                self._node_gauge(node)
                 tried.append(node)
                 others = [n for n in m.nodes if n not in tried and self._workers[n].alive]
                 if len(tried) > 1 or not others:
@@ -405,13 +459,20 @@ class InferenceServer:
                 continue
             except BaseException:
                 live.finish(node, m.index, None)
+                self._node_gauge(node)
                 raise
             live.finish(node, m.index, time.monotonic() - sent)
+            self._node_gauge(node)
+            if acct is not None:
+                acct.exec_s = fut.exec_s
             break
         self.outcomes += 1
         if self._policy.wants_outcomes:
             self._policy.observe(self._outcome(request, node, fut.exec_s, time.monotonic()))
         return list(arrays)
+
+    def _node_gauge(self, node: int) -> None:
+        self.metrics.set_in_flight(self._node_ids[node], int(self._live.view.inflight[node]))  # type: ignore[union-attr]
 
     def _outcome(self, request: Request, node: int, exec_s: float | None, now: float) -> Outcome:
         """The measured outcome; energy is estimated as exec time × dynamic power × util."""
