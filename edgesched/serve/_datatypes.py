@@ -125,6 +125,12 @@ def _numeric_from_json(data: object, datatype: str) -> np.ndarray:
         if kind != "b":
             raise ValueError("BOOL data must be JSON true/false values")
     elif dtype.kind in "iu":
+        if kind == "f" and dtype == np.uint64:
+            # numpy turns a mix of ints above 2**63 and small ints into float64 (losing
+            # precision); reread such lists exactly, as Python ints.
+            exact = np.array(data, dtype=object)
+            if all(type(x) is int for x in exact.flat):
+                raw, kind = exact, "i"
         if kind not in "iu":
             raise ValueError(f"{datatype} data must be JSON integers, got {raw.dtype} values")
         info = np.iinfo(dtype)

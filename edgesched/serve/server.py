@@ -24,12 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import itertools
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,15 @@ from edgesched.core.cluster import Cluster
 from edgesched.core.request import Outcome, Request
 from edgesched.errors import ConfigError, DependencyNotInstalled
 from edgesched.serve._datatypes import TensorSpec, datatype_of, model_config, model_metadata
+from edgesched.serve._http import (
+    ACCT_KEY,
+    Accounting,
+    ServedModel,
+    check_batch,
+    error_response,
+    is_loopback,
+    json_response,
+)
 from edgesched.serve._state import LiveState
 from edgesched.serve.metrics import ServerMetrics, reason_of
 from edgesched.serve.protocol import (
@@ -46,55 +52,14 @@ from edgesched.serve.protocol import (
     ProtocolError,
     decode_request,
     encode_response,
-    error_body,
     http_status,
     model_not_found,
     overloaded,
 )
-from edgesched.serve.worker import ModelInfo, NodeWorker, WorkerDied
+from edgesched.serve.worker import NodeWorker, WorkerDied
 
 VERSION = "1"
 PLATFORM = "onnxruntime_onnx"
-
-
-@dataclass
-class _Model:
-    """One served model: its view index, worker source, and what the workers reported."""
-
-    name: str
-    index: int
-    source: str
-    nodes: list[int]
-    info: ModelInfo
-    outputs: list[TensorSpec]
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        shape = tuple(-1 if d is None else d for d in self.info.input_shape)
-        return [TensorSpec("input0", self.info.datatype, (-1, *shape))]
-
-
-@dataclass(slots=True)
-class _Acct:
-    """What the metrics need of one infer request, filled in as the handler learns it."""
-
-    start: float
-    model: str = ""  # "" until the model is known to be served
-    node: str = ""  # "" until the request is dispatched
-    exec_s: float | None = None
-    batch: int | None = None
-
-
-_ACCT = "edgesched.acct"  # key of the _Acct in an infer request's aiohttp dict
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class InferenceServer:
@@ -166,7 +131,7 @@ class InferenceServer:
         self._token = auth_token
         self._slo_s = slo_s
         self._seed = seed
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, ServedModel] = {}
         self._live: LiveState | None = None
         self._runner: Any = None
         self._site: Any = None
@@ -196,7 +161,7 @@ class InferenceServer:
             from aiohttp import web
         except ImportError:
             raise DependencyNotInstalled("aiohttp", "serve") from None
-        if not _is_loopback(host) and not self._token:
+        if not is_loopback(host) and not self._token:
             raise ConfigError(
                 f"refusing to bind {host!r} without an auth token; bind 127.0.0.1, or set "
                 "--auth-token / EDGESCHED_AUTH_TOKEN"
@@ -282,7 +247,7 @@ class InferenceServer:
                     TensorSpec(f"output{i}", datatype_of(a.dtype), (-1, *a.shape[1:]))
                     for i, a in enumerate(arrays)
                 ]
-            self._models[m] = _Model(m, j, self._sources[m], nodes[m], info, outputs)
+            self._models[m] = ServedModel(m, j, self._sources[m], nodes[m], info, outputs)
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -294,7 +259,7 @@ class InferenceServer:
         async def middleware(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
             if getattr(request.match_info.route, "handler", None) != self._infer_h:
                 return await answer(request, handler)
-            acct = request[_ACCT] = _Acct(time.monotonic())
+            acct = request[ACCT_KEY] = Accounting(time.monotonic())
             response = await answer(request, handler)
             self._account(acct, response.status)
             return response
@@ -312,20 +277,20 @@ class InferenceServer:
                 msg = f"{exc.reason}: {request.method} {request.path}"
                 if exc.status == 413:
                     msg = f"request body exceeds the limit of {self.max_payload_bytes} bytes"
-                return _error(web, exc.status, msg)
+                return error_response(web, exc.status, msg)
             except Exception as exc:
-                return _error(web, http_status(exc), exc)
+                return error_response(web, http_status(exc), exc)
 
         return middleware
 
-    def _account(self, acct: _Acct, status: int) -> None:
+    def _account(self, acct: Accounting, status: int) -> None:
         latency_s = time.monotonic() - acct.start
         batch = acct.batch if status < 400 else None
         self.metrics.observe_request(acct.model, acct.node, status, latency_s, acct.exec_s, batch)
         if status >= 400:
             self.metrics.error(acct.model, reason_of(status))
 
-    def _model(self, request: Any) -> _Model:
+    def _model(self, request: Any) -> ServedModel:
         name = request.match_info["model"]
         version = request.match_info.get("version")
         model = self._models.get(name)
@@ -336,13 +301,13 @@ class InferenceServer:
     # -- handlers --------------------------------------------------------------------------------
 
     async def _live_h(self, request: Any) -> Any:
-        return _json({"live": True})
+        return json_response({"live": True})
 
     async def _ready_h(self, request: Any) -> Any:
         ready = not self._draining and all(w.alive for w in self._workers)
         if not ready:
             raise overloaded("not ready (draining, or a worker is down)")
-        return _json({"ready": True})
+        return json_response({"ready": True})
 
     async def _metrics_h(self, request: Any) -> Any:
         from aiohttp import web
@@ -356,31 +321,33 @@ class InferenceServer:
         from edgesched import __version__
 
         extensions = ["binary_tensor_data", "model_configuration"]
-        return _json({"name": "edgesched", "version": __version__, "extensions": extensions})
+        return json_response(
+            {"name": "edgesched", "version": __version__, "extensions": extensions}
+        )
 
     async def _model_meta_h(self, request: Any) -> Any:
         m = self._model(request)
-        return _json(model_metadata(m.name, [VERSION], PLATFORM, m.inputs, m.outputs))
+        return json_response(model_metadata(m.name, [VERSION], PLATFORM, m.inputs, m.outputs))
 
     async def _model_ready_h(self, request: Any) -> Any:
         m = self._model(request)
         if self._draining or not any(self._workers[n].alive for n in m.nodes):
             raise overloaded(f"model {m.name!r} has no worker up")
-        return _json({"name": m.name, "ready": True})
+        return json_response({"name": m.name, "ready": True})
 
     async def _model_config_h(self, request: Any) -> Any:
         m = self._model(request)
         cfg = model_config(
             m.name, PLATFORM, m.inputs, m.outputs, max_batch_size=m.info.max_batch or 0
         )
-        return _json(cfg)
+        return json_response(cfg)
 
     async def _infer_h(self, request: Any) -> Any:
         from aiohttp import web
 
         arrival = time.monotonic()
         m = self._model(request)
-        acct: _Acct | None = request.get(_ACCT)
+        acct: Accounting | None = request.get(ACCT_KEY)
         if acct is not None:
             acct.model = m.name
         if self._draining:
@@ -403,7 +370,7 @@ class InferenceServer:
             except ValueError:
                 raise ProtocolError(f"{HEADER_LENGTH} {header!r} is not an integer") from None
             req = decode_request(body, header_length, max_bytes=self.max_payload_bytes)
-            batch = _check_batch(m, req.inputs[0].name, req.inputs[0].datatype, req.inputs[0].data)
+            batch = check_batch(m, req.inputs[0].name, req.inputs[0].datatype, req.inputs[0].data)
             if acct is not None:
                 acct.batch = int(batch.shape[0])
             arrays = await self._run(m, batch, arrival, acct)
@@ -425,7 +392,7 @@ class InferenceServer:
                 self._idle.set()
 
     async def _run(
-        self, m: _Model, batch: np.ndarray, arrival: float, acct: _Acct | None = None
+        self, m: ServedModel, batch: np.ndarray, arrival: float, acct: Accounting | None = None
     ) -> list[np.ndarray]:
         """Route, run, and account for one batch; retry once elsewhere if a worker died."""
         live = self._live
@@ -491,38 +458,3 @@ class InferenceServer:
             bool(view.is_cloud[node]),
             request.slo_s,
         )
-
-
-def _check_batch(m: _Model, name: str, datatype: str, data: np.ndarray) -> np.ndarray:
-    """The first input as a float32 batch of the model's sample shape, or a 400."""
-    if datatype != "FP32":
-        raise ProtocolError(f"input {name!r} of model {m.name!r} must be FP32; got {datatype}")
-    want = m.info.input_shape
-    shape = data.shape
-    if (
-        len(shape) != len(want) + 1
-        or shape[0] < 1
-        or any(w is not None and w != s for w, s in zip(want, shape[1:], strict=True))
-    ):
-        sample = ["any" if d is None else d for d in want]
-        raise ProtocolError(
-            f"input {name!r} of model {m.name!r} has shape {list(shape)}; expected "
-            f"[batch ≥ 1, {', '.join(map(str, sample))}]"
-        )
-    if m.info.max_batch is not None and shape[0] > m.info.max_batch:
-        raise ProtocolError(
-            f"model {m.name!r} takes batches of at most {m.info.max_batch}; got {shape[0]}"
-        )
-    return data
-
-
-def _json(obj: Any, status: int = 200) -> Any:
-    from aiohttp import web
-
-    return web.Response(
-        body=json.dumps(obj).encode("utf-8"), status=status, content_type="application/json"
-    )
-
-
-def _error(web: Any, status: int, exc: BaseException | str) -> Any:
-    return web.Response(body=error_body(exc), status=status, content_type="application/json")

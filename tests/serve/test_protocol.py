@@ -454,3 +454,12 @@ def test_tritonclient_request_body_decodes() -> None:
     assert req.id == "9" and req.binary_outputs() == {"logits"}
     np.testing.assert_array_equal(req.arrays()["image"], image)
     assert req.arrays()["names"].tolist() == [b"a", b"bc"]
+
+
+def test_uint64_above_int64_round_trips_exactly_in_json() -> None:
+    """A mix of values above 2**63 and small ones must not pass through float64."""
+    big = np.array([2**63, 1, 2**64 - 1], dtype=np.uint64)
+    body, _ = encode_request({"t0": big})
+    (tensor,) = decode_request(body).inputs
+    assert tensor.data.dtype == np.uint64
+    np.testing.assert_array_equal(tensor.data, big)
