@@ -382,8 +382,15 @@ class InferenceServer:
                         f"model {m.name!r} has no output {missing}; it has {list(outputs)}"
                     )
                 outputs = {o.name: outputs[o.name] for o in req.outputs}
+            exec_s = None if acct is None else acct.exec_s
             payload, headers = encode_response(
-                m.name, VERSION, outputs, request_id=req.id, binary=req.binary_outputs()
+                m.name,
+                VERSION,
+                outputs,
+                request_id=req.id,
+                binary=req.binary_outputs(),
+                # the worker's execution time in seconds, so clients can split off the overhead
+                parameters=None if exec_s is None else {"execution_s": float(exec_s)},
             )
             return web.Response(body=payload, headers=headers)
         finally:

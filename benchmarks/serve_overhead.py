@@ -1,0 +1,330 @@
+"""Serving overhead: what the v2 frontend adds on top of the model's own execution time.
+
+One node on this machine (one instance, one intra-op thread) serves one model; the frontend runs
+in a child process of this script, the client (aiohttp) in this process.
+
+1. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
+   intra-op thread), batch 1, run back to back in-process on one core (the worker's share).
+2. **Saturation**: closed loop at concurrency 1, 2 and 4 with binary tensors; the best
+   throughput. Target: saturation / ceiling ≥ 0.9.
+3. **Overhead at fixed load**: open-loop Poisson arrivals at ``--rate`` (default half the
+   smaller of the saturation throughput and the JSON path's sequential throughput) with JSON
+   tensors; per request, overhead = client end-to-end latency
+   (from the scheduled send time) − the worker's execution time (the ``execution_s`` response
+   parameter). Target: p50 overhead ≤ 1 ms.
+4. **Memory**: resident set size (``VmRSS``) of the frontend and of the worker process, against
+   the targets: frontend < 250 MB; worker < the model's ONNX Runtime footprint + 150 MB, where
+   the footprint is the RSS of a fresh process that only loads the session.
+
+Prints one JSON object (keys: model, overhead_p50_ms, overhead_p99_ms, e2e_p50_ms, e2e_p99_ms,
+target_overhead_p50_ms, overhead_ratio_to_target, saturation_rps, ceiling_rps, saturation_ratio,
+target_saturation_ratio, frontend_rss_mb, worker_rss_mb, ort_footprint_mb, worker_budget_mb,
+requests), then exits. Takes about ``3 × --sat-duration + --duration + 20`` seconds.
+
+Usage: python benchmarks/serve_overhead.py [--model mobilenet_v3_small | path.onnx]
+       [--served-as NAME] [--rate RPS] [--duration 10] [--sat-duration 4] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGET_OVERHEAD_P50_MS = 1.0  # issue "Serve for real", item 6
+TARGET_SATURATION_RATIO = 0.9  # ditto
+FRONTEND_BUDGET_MB = 250.0  # ditto
+WORKER_MARGIN_MB = 150.0  # ditto: worker < ORT footprint + this
+CONCURRENCIES = (1, 2, 4)
+STAND_IN = "mobilenet_v2"  # catalog name for models the device catalog lacks
+CEILING_S = 3.0  # seconds of back-to-back raw runs
+STARTUP_TIMEOUT_S = 120.0
+CLUSTER = """
+name: serve-overhead
+nodes:
+  - id: local
+    device: x86-mini-pc
+    models: {{{name}: 1}}
+"""
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of process ``pid`` in MB (10⁶ bytes), from ``/proc/<pid>/status``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+# -- child modes ---------------------------------------------------------------------------------
+
+
+def serve_child(onnx: str, name: str) -> None:
+    """Frontend process: serve ``onnx`` as ``name`` on 127.0.0.1 until stdin closes."""
+    from edgesched.core.cluster import Cluster
+    from edgesched.serve.server import InferenceServer
+
+    async def main() -> None:
+        server = InferenceServer(
+            Cluster.parse(CLUSTER.format(name=name)),
+            policy="least-loaded",
+            model_files={name: onnx},
+            threads_per_node=1,
+        )
+        port = await server.start("127.0.0.1", 0)
+        worker_pid = server._workers[0].pid  # the one node's NodeWorker
+        print(json.dumps({"port": port, "worker_pid": worker_pid}), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
+        await server.stop(drain_timeout_s=10)
+
+    asyncio.run(main())
+
+
+def footprint_child(onnx: str) -> None:
+    """Fresh process that only loads the session (one intra-op thread); prints its RSS in MB."""
+    import os
+
+    from edgesched.runtime import open_executor
+
+    with open_executor(onnx, threads=1):
+        print(json.dumps({"rss_mb": rss_mb(os.getpid())}), flush=True)
+
+
+# -- measurements --------------------------------------------------------------------------------
+
+
+def ceiling_rps(onnx: str) -> float:
+    """Raw batch-1 throughput of the model, one intra-op thread, back to back in-process."""
+    from edgesched.runtime import open_executor
+
+    with open_executor(onnx, threads=1) as ex:
+        sample = tuple(d or 1 for d in ex.input_shape)  # a sample's shape, no batch axis
+        batch = np.random.default_rng(0).standard_normal((1, *sample)).astype(np.float32)
+        for _ in range(5):  # warm-up
+            ex.run(batch)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < CEILING_S and n < 100_000:
+            ex.run(batch)
+            n += 1
+        return n / (time.perf_counter() - start)
+
+
+async def saturation_rps(url: str, name: str, duration_s: float, seed: int) -> float:
+    """Best closed-loop throughput over :data:`CONCURRENCIES`, binary tensors."""
+    from edgesched.serve.loadgen import run_load
+
+    best = 0.0
+    for c in CONCURRENCIES:
+        res = await run_load(
+            url, name, concurrency=c, duration_s=duration_s, binary=True, seed=seed
+        )
+        if res.error_count:
+            raise RuntimeError(f"closed loop at concurrency {c} had errors: {res.errors}")
+        best = max(best, res.throughput_rps)
+    return best
+
+
+async def open_loop(
+    url: str, name: str, rate_rps: float | None, sat_rps: float, duration_s: float, seed: int
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Poisson arrivals with JSON tensors; (rate, end-to-end seconds, execution seconds).
+
+    ``rate_rps`` None: half the smaller of ``sat_rps`` and the JSON path's sequential
+    throughput (JSON tensors cost the frontend far more than binary ones, so half the binary
+    saturation may overload it).
+    """
+    import aiohttp
+
+    from edgesched.serve.loadgen import random_inputs
+    from edgesched.serve.protocol import HEADER_LENGTH, decode_response, encode_request
+
+    e2e: list[float] = []
+    exe: list[float] = []
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async with session.get(f"{url}/v2/models/{name}") as resp:
+            meta = await resp.json()
+        inputs = random_inputs(meta, 1, np.random.default_rng(seed))
+        body, headers = encode_request(inputs)
+        infer = f"{url}/v2/models/{name}/infer"
+
+        async def send(at: float) -> None:
+            async with session.post(infer, data=body, headers=headers) as resp:
+                status, raw = resp.status, await resp.read()
+                hl = resp.headers.get(HEADER_LENGTH)
+            done = time.perf_counter()
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}: {raw[:200]!r}")
+            params = decode_response(raw, None if hl is None else int(hl)).parameters
+            e2e.append(done - at)
+            exe.append(float(params["execution_s"]))
+
+        start = time.perf_counter()
+        for _ in range(20):  # warm the connection pool and the worker; time the JSON path
+            await send(time.perf_counter())
+        json_rps = len(e2e) / (time.perf_counter() - start)
+        rate = rate_rps if rate_rps is not None else 0.5 * min(sat_rps, json_rps)
+        e2e.clear()
+        exe.clear()
+        rng = np.random.default_rng(seed + 1)
+        offsets = np.cumsum(rng.exponential(1.0 / rate, int(rate * duration_s * 2) + 10))
+        offsets = offsets[offsets < duration_s]
+        tasks = []
+        start = time.perf_counter()
+        for offset in offsets.tolist():
+            delay = start + offset - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(send(start + offset)))
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    return rate, np.asarray(e2e), np.asarray(exe)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the four measurements; the result dict (see the module docstring)."""
+    onnx, name = _resolve(args.model, args.served_as)
+    me = [sys.executable, __file__]
+    out = subprocess.run(
+        [*me, "--_footprint", onnx], capture_output=True, text=True, timeout=60, check=True
+    )
+    footprint = float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"])
+    ceiling = ceiling_rps(onnx)
+
+    proc = subprocess.Popen(
+        [*me, "--_serve", onnx, "--served-as", name],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()  # blocks until started (or the child died)
+        if not line:
+            raise RuntimeError("the frontend process exited before it started serving")
+        ready = json.loads(line)
+        url = f"http://127.0.0.1:{ready['port']}"
+
+        async def load() -> tuple[float, float, np.ndarray, np.ndarray]:
+            sat = await saturation_rps(url, name, args.sat_duration, args.seed)
+            rate, e2e, exe = await open_loop(url, name, args.rate, sat, args.duration, args.seed)
+            return sat, rate, e2e, exe
+
+        sat, rate, e2e, exe = asyncio.run(load())
+        frontend_mb, worker_mb = rss_mb(proc.pid), rss_mb(int(ready["worker_pid"]))
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    overhead = e2e - exe
+    o50, o99 = (float(v) * 1e3 for v in np.percentile(overhead, [50, 99]))
+    e50, e99 = (float(v) * 1e3 for v in np.percentile(e2e, [50, 99]))
+    return {
+        "model": args.model,
+        "overhead_p50_ms": round(o50, 3),
+        "overhead_p99_ms": round(o99, 3),
+        "e2e_p50_ms": round(e50, 3),
+        "e2e_p99_ms": round(e99, 3),
+        "target_overhead_p50_ms": TARGET_OVERHEAD_P50_MS,
+        "overhead_ratio_to_target": round(o50 / TARGET_OVERHEAD_P50_MS, 3),
+        "saturation_rps": round(sat, 1),
+        "ceiling_rps": round(ceiling, 1),
+        "saturation_ratio": round(sat / ceiling, 3),
+        "target_saturation_ratio": TARGET_SATURATION_RATIO,
+        "frontend_rss_mb": round(frontend_mb, 1),
+        "worker_rss_mb": round(worker_mb, 1),
+        "ort_footprint_mb": round(footprint, 1),
+        "worker_budget_mb": round(footprint + WORKER_MARGIN_MB, 1),
+        "requests": len(e2e),
+        "rate_rps": round(rate, 1),
+    }
+
+
+def _resolve(model: str, served_as: str | None) -> tuple[str, str]:
+    """(ONNX path, served model name) of ``--model``: an ``.onnx`` path or a zoo name.
+
+    The served name must be a device-catalog model; a zoo name or file stem the catalog lacks
+    is served as :data:`STAND_IN` (the catalog entry only feeds the route policy's estimates).
+    """
+    from edgesched.core.cluster import Cluster
+    from edgesched.errors import ConfigError
+
+    if model.endswith(".onnx") or "/" in model:
+        path = Path(model)
+        if not path.is_file():
+            raise SystemExit(f"--model {model!r}: no such ONNX file")
+        onnx, name = str(path.resolve()), served_as or path.stem
+    else:
+        from edgesched.zoo.export import export_onnx
+
+        onnx, name = str(export_onnx(model)), served_as or model
+    try:
+        Cluster.parse(CLUSTER.format(name=name))
+    except ConfigError:
+        if served_as is not None:
+            raise
+        name = STAND_IN
+    return onnx, name
+
+
+def main() -> None:
+    """Parse the arguments; run a child mode, or the benchmark and print its JSON."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        default="mobilenet_v3_small",
+        help="zoo name (exported to ONNX, cached) or an .onnx path (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--served-as",
+        default=None,
+        help="catalog model name the cluster serves the file as (default: the zoo name or the "
+        "file's stem)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open-loop arrival rate, requests/s (default: half the smaller of the saturation "
+        "throughput and the JSON path's sequential throughput)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="open-loop seconds (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--sat-duration",
+        type=float,
+        default=4.0,
+        help="closed-loop seconds per concurrency (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="input and arrival seed")
+    parser.add_argument("--_serve", metavar="ONNX", help=argparse.SUPPRESS)
+    parser.add_argument("--_footprint", metavar="ONNX", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._serve:
+        serve_child(args._serve, args.served_as)
+    elif args._footprint:
+        footprint_child(args._footprint)
+    else:
+        print(json.dumps(measure(args)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
