@@ -3,15 +3,19 @@
 One node on this machine (one instance, one intra-op thread) serves one model; the frontend runs
 in a child process of this script, the client (aiohttp) in this process.
 
+Placement: the worker is pinned to the last CPU (``--worker-cpu``); the frontend and this
+client to the others, so model execution has its core to itself, as on a board where the
+frontend runs beside the accelerator.
+
 1. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
-   intra-op thread), batch 1, run back to back in-process on one core (the worker's share).
+   intra-op thread), batch 1, run back to back in-process on the worker's CPU.
 2. **Saturation**: closed loop at concurrency 1, 2 and 4 with binary tensors; the best
    throughput. Target: saturation / ceiling ≥ 0.9.
-3. **Overhead at fixed load**: open-loop Poisson arrivals at ``--rate`` (default half the
-   smaller of the saturation throughput and the JSON path's sequential throughput) with JSON
-   tensors; per request, overhead = client end-to-end latency
-   (from the scheduled send time) − the worker's execution time (the ``execution_s`` response
-   parameter). Target: p50 overhead ≤ 1 ms.
+3. **Overhead at fixed load**: open-loop Poisson arrivals at ``--rate`` (default ``--load`` ×
+   the saturation throughput) with binary tensors (``--json`` for JSON tensors); per request,
+   overhead = client end-to-end latency (from the scheduled send time) − the worker's execution
+   time (the ``execution_s`` response parameter). Waiting behind another request at the worker
+   counts as overhead too, so the figure grows with the load. Target: p50 overhead ≤ 1 ms.
 4. **Memory**: resident set size (``VmRSS``) of the frontend and of the worker process, against
    the targets: frontend < 250 MB; worker < the model's ONNX Runtime footprint + 150 MB, where
    the footprint is the RSS of a fresh process that only loads the session.
@@ -53,6 +57,11 @@ nodes:
     device: x86-mini-pc
     models: {{{name}: 1}}
 """
+PINNED = """
+serving:
+  nodes:
+    local: {{cpus: [{cpu}], threads: 1}}
+"""
 
 
 def rss_mb(pid: int) -> float:
@@ -66,20 +75,34 @@ def rss_mb(pid: int) -> float:
 # -- child modes ---------------------------------------------------------------------------------
 
 
-def serve_child(onnx: str, name: str) -> None:
-    """Frontend process: serve ``onnx`` as ``name`` on 127.0.0.1 until stdin closes."""
+def pin_others(cpu: int) -> None:
+    """Pin this process to every CPU but ``cpu`` (all of them on a one-CPU machine)."""
+    import os
+
+    others = set(range(os.cpu_count() or 1)) - {cpu}
+    os.sched_setaffinity(0, others or {cpu})
+
+
+def serve_child(onnx: str, name: str, worker_cpu: int | None = None) -> None:
+    """Frontend process: serve ``onnx`` as ``name`` on 127.0.0.1 until stdin closes; the worker
+    pinned to ``worker_cpu`` and this process to the other CPUs (None: nothing pinned)."""
     from edgesched.core.cluster import Cluster
     from edgesched.serve.server import InferenceServer
 
+    text = CLUSTER.format(name=name)
+    if worker_cpu is not None:
+        pin_others(worker_cpu)
+        text += PINNED.format(cpu=worker_cpu)
+
     async def main() -> None:
         server = InferenceServer(
-            Cluster.parse(CLUSTER.format(name=name)),
+            Cluster.parse(text),
             policy="least-loaded",
             model_files={name: onnx},
             threads_per_node=1,
         )
         port = await server.start("127.0.0.1", 0)
-        worker_pid = server._workers[0].pid  # the one node's NodeWorker
+        worker_pid = server.core.workers[0].pid  # the one node's NodeWorker
         print(json.dumps({"port": port, "worker_pid": worker_pid}), flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
@@ -101,8 +124,21 @@ def footprint_child(onnx: str) -> None:
 # -- measurements --------------------------------------------------------------------------------
 
 
-def ceiling_rps(onnx: str) -> float:
-    """Raw batch-1 throughput of the model, one intra-op thread, back to back in-process."""
+def ceiling_rps(onnx: str, cpu: int | None) -> float:
+    """Raw batch-1 throughput of the model, one intra-op thread, back to back in-process on
+    ``cpu`` (None: wherever the OS puts it)."""
+    import os
+
+    before = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        return _ceiling(onnx)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _ceiling(onnx: str) -> float:
     from edgesched.runtime import open_executor
 
     with open_executor(onnx, threads=1) as ex:
@@ -133,14 +169,9 @@ async def saturation_rps(url: str, name: str, duration_s: float, seed: int) -> f
 
 
 async def open_loop(
-    url: str, name: str, rate_rps: float | None, sat_rps: float, duration_s: float, seed: int
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Poisson arrivals with JSON tensors; (rate, end-to-end seconds, execution seconds).
-
-    ``rate_rps`` None: half the smaller of ``sat_rps`` and the JSON path's sequential
-    throughput (JSON tensors cost the frontend far more than binary ones, so half the binary
-    saturation may overload it).
-    """
+    url: str, name: str, rate_rps: float, duration_s: float, seed: int, binary: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson arrivals at ``rate_rps``; (end-to-end seconds, execution seconds) per request."""
     import aiohttp
 
     from edgesched.serve.loadgen import random_inputs
@@ -154,7 +185,7 @@ async def open_loop(
         async with session.get(f"{url}/v2/models/{name}") as resp:
             meta = await resp.json()
         inputs = random_inputs(meta, 1, np.random.default_rng(seed))
-        body, headers = encode_request(inputs)
+        body, headers = encode_request(inputs, binary_inputs=binary, binary_outputs=binary)
         infer = f"{url}/v2/models/{name}/infer"
 
         async def send(at: float) -> None:
@@ -168,11 +199,9 @@ async def open_loop(
             e2e.append(done - at)
             exe.append(float(params["execution_s"]))
 
-        start = time.perf_counter()
-        for _ in range(20):  # warm the connection pool and the worker; time the JSON path
+        for _ in range(20):  # warm the connection pool and the worker
             await send(time.perf_counter())
-        json_rps = len(e2e) / (time.perf_counter() - start)
-        rate = rate_rps if rate_rps is not None else 0.5 * min(sat_rps, json_rps)
+        rate = rate_rps
         e2e.clear()
         exe.clear()
         rng = np.random.default_rng(seed + 1)
@@ -186,7 +215,7 @@ async def open_loop(
                 await asyncio.sleep(delay)
             tasks.append(asyncio.ensure_future(send(start + offset)))
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-    return rate, np.asarray(e2e), np.asarray(exe)
+    return np.asarray(e2e), np.asarray(exe)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,10 +226,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         [*me, "--_footprint", onnx], capture_output=True, text=True, timeout=60, check=True
     )
     footprint = float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"])
-    ceiling = ceiling_rps(onnx)
+    cpu = _worker_cpu(args.worker_cpu)
+    ceiling = ceiling_rps(onnx, cpu)
+    if cpu is not None:
+        pin_others(cpu)  # the client shares the frontend's CPUs
 
     proc = subprocess.Popen(
-        [*me, "--_serve", onnx, "--served-as", name],
+        [*me, "--_serve", onnx, "--served-as", name]
+        + ([] if cpu is None else ["--worker-cpu", str(cpu)]),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -215,7 +248,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         async def load() -> tuple[float, float, np.ndarray, np.ndarray]:
             sat = await saturation_rps(url, name, args.sat_duration, args.seed)
-            rate, e2e, exe = await open_loop(url, name, args.rate, sat, args.duration, args.seed)
+            rate = args.rate if args.rate is not None else args.load * sat
+            binary = not args.json
+            e2e, exe = await open_loop(url, name, rate, args.duration, args.seed, binary)
             return sat, rate, e2e, exe
 
         sat, rate, e2e, exe = asyncio.run(load())
@@ -250,7 +285,22 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "worker_budget_mb": round(footprint + WORKER_MARGIN_MB, 1),
         "requests": len(e2e),
         "rate_rps": round(rate, 1),
+        "load_of_saturation": round(rate / sat, 3),
+        "tensors": "json" if args.json else "binary",
+        "worker_cpu": cpu,
     }
+
+
+def _worker_cpu(asked: int | None) -> int | None:
+    """The CPU the worker gets: ``asked``, else the last one; None on a one-CPU machine."""
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if asked is not None:
+        if asked not in cpus:
+            raise SystemExit(f"--worker-cpu {asked}: this process may use CPUs {cpus} only")
+        return asked
+    return cpus[-1] if len(cpus) > 1 else None
 
 
 def _resolve(model: str, served_as: str | None) -> tuple[str, str]:
@@ -280,11 +330,11 @@ def _resolve(model: str, served_as: str | None) -> tuple[str, str]:
     return onnx, name
 
 
-def main() -> None:
-    """Parse the arguments; run a child mode, or the benchmark and print its JSON."""
+def model_parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser described by ``doc``, with ``--model`` and ``--served-as``."""
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        description=doc.split("\n\n")[0],
+        epilog="\n\n".join(doc.split("\n\n")[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -296,14 +346,35 @@ def main() -> None:
         "--served-as",
         default=None,
         help="catalog model name the cluster serves the file as (default: the zoo name or the "
-        "file's stem)",
+        f"file's stem, else {STAND_IN}; it only feeds the route policy's estimates)",
     )
+    return parser
+
+
+def main() -> None:
+    """Parse the arguments; run a child mode, or the benchmark and print its JSON."""
+    parser = model_parser(__doc__)
     parser.add_argument(
         "--rate",
         type=float,
         default=None,
-        help="open-loop arrival rate, requests/s (default: half the smaller of the saturation "
-        "throughput and the JSON path's sequential throughput)",
+        help="open-loop arrival rate, requests/s (default: --load × the saturation throughput)",
+    )
+    parser.add_argument(
+        "--load",
+        type=float,
+        default=0.25,
+        help="open-loop rate as a fraction of the saturation throughput (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="JSON tensors in the open loop (default: binary)"
+    )
+    parser.add_argument(
+        "--worker-cpu",
+        type=int,
+        default=None,
+        help="CPU the worker is pinned to (default: the last one; the rest run the frontend "
+        "and the client)",
     )
     parser.add_argument(
         "--duration", type=float, default=10.0, help="open-loop seconds (default: %(default)s)"
@@ -319,7 +390,7 @@ def main() -> None:
     parser.add_argument("--_footprint", metavar="ONNX", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._serve:
-        serve_child(args._serve, args.served_as)
+        serve_child(args._serve, args.served_as, args.worker_cpu)
     elif args._footprint:
         footprint_child(args._footprint)
     else:

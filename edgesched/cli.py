@@ -13,7 +13,7 @@ import typer
 from edgesched._console import JsonOpt, console, err_console, progress
 from edgesched.errors import EdgeschedError
 from edgesched.profile.cli import profile_app
-from edgesched.serve.cli import serve
+from edgesched.serve.cli import compare, serve
 from edgesched.serve.load_cli import load
 from edgesched.zoo.cli import zoo_app
 
@@ -31,6 +31,7 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(zoo_app, name="zoo")
 app.command("serve")(serve)
 app.command("load")(load)
+app.command("compare")(compare)
 
 ClusterOpt = Annotated[
     Path | None,

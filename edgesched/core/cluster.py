@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from edgesched.core.serving import NodeServing, ServingConfig
 from edgesched.core.yamlio import load_yaml, parse_yaml
 from edgesched.errors import ConfigError
 
@@ -122,6 +123,7 @@ class ClusterConfig(BaseModel):
     links: list[LinkConfig] = Field(default_factory=list)
     interference: InterferenceConfig = Field(default_factory=InterferenceConfig)
     profiles: list[str] = Field(default_factory=list)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="after")
     def _check_refs(self) -> ClusterConfig:
@@ -139,7 +141,33 @@ class ClusterConfig(BaseModel):
                 ids.add(nid)
             if node.link is not None and node.link not in link_ids:
                 raise ValueError(f"node {node.id!r} names link {node.link!r}, not in {link_ids}")
+        _check_serving(self, ids | {node.id for node in self.nodes})
         return self
+
+
+def _check_serving(config: ClusterConfig, node_ids: set[str]) -> None:
+    """The ``serving:`` section names only nodes and models of this cluster."""
+    deployed = {m for node in config.nodes for m in node.models}
+    serving = config.serving
+    for section, names in (
+        ("model_files", serving.model_files),
+        ("batching", serving.batching),
+        ("offload", serving.offload),
+    ):
+        for name in names:
+            if name not in deployed:
+                raise ValueError(
+                    f"serving.{section} names model {name!r}, which no node deploys "
+                    f"(deployed: {sorted(deployed)})"
+                )
+    for nid in serving.nodes:
+        _check_known("node", nid, dict.fromkeys(node_ids))
+    for name, off in serving.offload.items():
+        target = off.cloud_model or name
+        if target not in deployed:
+            raise ValueError(
+                f"serving.offload.{name}.cloud_model {target!r} is deployed on no node"
+            )
 
 
 def _expand_ids(node: NodeConfig) -> list[str]:
@@ -166,6 +194,7 @@ class Node:
     device: DeviceSpec
     models: Mapping[str, int]
     link: Link | None
+    entry: str = ""  # id of the cluster.yaml entry this node comes from (its own id if count 1)
 
     @property
     def is_cloud(self) -> bool:
@@ -183,6 +212,24 @@ class Cluster:
     catalog: Catalog
     interference: InterferenceConfig = field(default_factory=InterferenceConfig)
     measured: tuple[ProfileFile, ...] = ()
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    base_dir: Path | None = None
+
+    def model_file(self, model: str) -> str:
+        """What a worker loads for ``model``: its ONNX file from ``serving.model_files``
+        (relative paths resolved against the cluster file's folder), else the zoo name."""
+        path = self.serving.model_files.get(model)
+        if path is None:
+            return model
+        if self.base_dir is not None and not Path(path).is_absolute():
+            return str(self.base_dir / path)
+        return path
+
+    def node_serving(self, node: Node) -> NodeServing:
+        """How ``node``'s worker runs: its own ``serving.nodes`` entry, else its config
+        entry's (the ``count`` nodes of one entry share it), else the defaults."""
+        nodes = self.serving.nodes
+        return nodes.get(node.id) or nodes.get(node.entry) or NodeServing()
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -221,8 +268,11 @@ class Cluster:
         return replace(self, catalog=catalog, measured=(*self.measured, *profiles))
 
     @classmethod
-    def from_config(cls, config: ClusterConfig, catalog: Catalog | None = None) -> Cluster:
-        """Build a cluster from a validated config, resolving names in ``catalog``."""
+    def from_config(
+        cls, config: ClusterConfig, catalog: Catalog | None = None, base_dir: Path | None = None
+    ) -> Cluster:
+        """Build a cluster from a validated config, resolving names in ``catalog`` and
+        relative file paths against ``base_dir``."""
         if catalog is None:
             from edgesched.catalog import load_catalog
 
@@ -237,8 +287,16 @@ class Cluster:
             device = catalog.device(nc.device)
             for nid in _expand_ids(nc):
                 link = by_id[nc.link] if nc.link is not None else None
-                nodes.append(Node(nid, len(nodes), device, dict(nc.models), link))
-        return cls(config.name, tuple(nodes), links, catalog, config.interference)
+                nodes.append(Node(nid, len(nodes), device, dict(nc.models), link, nc.id))
+        return cls(
+            config.name,
+            tuple(nodes),
+            links,
+            catalog,
+            config.interference,
+            serving=config.serving,
+            base_dir=base_dir,
+        )
 
     @classmethod
     def load(cls, path: str | Path, catalog: Catalog | None = None) -> Cluster:
@@ -249,12 +307,12 @@ class Cluster:
         """
         catalog = catalog if catalog is not None else _default_catalog()
         config = load_yaml(path, ClusterConfig, context={"catalog": catalog})
-        cluster = cls.from_config(config, catalog)
+        base = Path(path).resolve().parent
+        cluster = cls.from_config(config, catalog, base)
         if not config.profiles:
             return cluster
         from edgesched.profile.schema import ProfileFile
 
-        base = Path(path).resolve().parent
         files = [base / p if not Path(p).is_absolute() else Path(p) for p in config.profiles]
         return cluster.with_measured([ProfileFile.load(f) for f in files])
 

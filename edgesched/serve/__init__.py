@@ -31,6 +31,7 @@ from edgesched.serve.protocol import (
     http_status,
     model_not_found,
     overloaded,
+    unavailable,
 )
 from edgesched.serve.worker import ModelInfo, NodeWorker, WorkerDied, WorkerError, WorkerFuture
 
@@ -63,6 +64,7 @@ __all__ = [
     "model_metadata",
     "model_not_found",
     "overloaded",
+    "unavailable",
 ]
 
 

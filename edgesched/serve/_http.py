@@ -3,6 +3,7 @@ accounting, request checks and response builders."""
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import json
 from dataclasses import dataclass
@@ -43,7 +44,10 @@ class Accounting:
     batch: int | None = None
 
 
-ACCT_KEY = "edgesched.acct"  # key of the Accounting in an infer request's aiohttp dict
+#: The Accounting of the infer request the current task handles (set by the middleware).
+CURRENT_ACCT: contextvars.ContextVar[Accounting | None] = contextvars.ContextVar(
+    "edgesched_acct", default=None
+)
 
 
 def is_loopback(host: str) -> bool:

@@ -6,7 +6,9 @@ node's CPUs, opens every instance, warms it and answers ``("ready", infos)`` or
 queue; one thread per instance takes requests from that queue and runs them (ONNX Runtime
 releases the GIL, so instances run concurrently) and sends the answer under one send lock.
 
-Messages, parent to child: ``("infer", rid, model, batch)`` and ``("stop",)``. Child to parent:
+Messages, parent to child: ``("infer", rid, model, batch)``, ``("infer_shm", rid, model,
+block_name, shape, dtype)`` for a tensor the parent wrote into a shared-memory block
+(:mod:`edgesched.serve._shm`), and ``("stop",)``. Child to parent:
 ``("ok", rid, outputs, exec_s)`` and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every
 queued request finish, then the child exits; so does end of file (the parent is gone).
 """
@@ -14,12 +16,15 @@ queued request finish, then the child exits; so does end of file (the parent is 
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from edgesched.serve._shm import BlockViews
 
 
 def one_line(exc: BaseException) -> str:
@@ -63,6 +68,8 @@ def _load(models: Mapping[str, int], opts: dict[str, Any]) -> tuple[dict[str, li
 
 def child_main(conn: Any, models: dict[str, int], opts: dict[str, Any]) -> None:
     """Entry point of the child process (see the module docstring)."""
+    # Ctrl-C reaches the whole process group; the parent drains and then sends "stop"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         executors, infos = _load(models, opts)
     except BaseException as exc:  # reported to the parent, whose start() raises it
@@ -81,6 +88,7 @@ def child_main(conn: Any, models: dict[str, int], opts: dict[str, Any]) -> None:
     for t in threads:
         t.start()
     conn.send(("ready", infos))
+    views = BlockViews()
     while True:
         try:
             msg = conn.recv()
@@ -88,7 +96,16 @@ def child_main(conn: Any, models: dict[str, int], opts: dict[str, Any]) -> None:
             break  # the parent is gone: finish what is queued, then exit
         if msg[0] == "stop":
             break
-        _, rid, model, batch = msg
+        if msg[0] == "infer_shm":
+            _, rid, model, name, shape, dtype = msg
+            try:
+                batch = views.view(name, shape, dtype)
+            except (OSError, ValueError, TypeError) as exc:
+                with send_lock:
+                    conn.send(("err", rid, f"cannot read the request's tensor: {one_line(exc)}"))
+                continue
+        else:
+            _, rid, model, batch = msg
         q = queues.get(model)
         if q is None:
             with send_lock:
@@ -100,6 +117,7 @@ def child_main(conn: Any, models: dict[str, int], opts: dict[str, Any]) -> None:
             queues[m].put(None)
     for t in threads:
         t.join()
+    views.close()
     for insts in executors.values():
         for ex in insts:
             ex.close()

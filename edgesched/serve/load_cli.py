@@ -1,9 +1,10 @@
-"""``edgesched load``: drive a KServe v2 REST server and print throughput and latency."""
+"""``edgesched load``: drive a KServe v2 server (REST or gRPC) and print throughput and latency."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -12,11 +13,29 @@ from edgesched._console import JsonOpt, console
 from edgesched.errors import EdgeschedError
 
 
+class Protocol(StrEnum):
+    """The wire protocol of ``edgesched load``."""
+
+    http = "http"
+    grpc = "grpc"
+
+
+#: ``--url`` when not given, per protocol (Triton's default ports).
+DEFAULT_URLS = {Protocol.http: "http://127.0.0.1:8000", Protocol.grpc: "127.0.0.1:8001"}
+
+
 def load(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name to drive.")],
     url: Annotated[
-        str, typer.Option(help="Server base URL (without /v2).")
-    ] = "http://127.0.0.1:8000",
+        str | None,
+        typer.Option(
+            help="http: server base URL without /v2 (default http://127.0.0.1:8000); "
+            "grpc: HOST:PORT (default 127.0.0.1:8001)."
+        ),
+    ] = None,
+    protocol: Annotated[
+        Protocol, typer.Option(help="v2 REST (http) or v2 gRPC (grpc).")
+    ] = Protocol.http,
     rate: Annotated[
         float | None,
         typer.Option(help="Open loop: Poisson arrivals at this mean rate, requests/s."),
@@ -28,7 +47,8 @@ def load(
     duration: Annotated[float, typer.Option(help="Seconds to keep sending.")] = 10.0,
     batch: Annotated[int, typer.Option(help="Batch size for a -1 first input dimension.")] = 1,
     binary: Annotated[
-        bool, typer.Option("--binary", help="Use the binary tensor data extension.")
+        bool,
+        typer.Option("--binary", help="http: use the binary tensor data extension (gRPC is raw)."),
     ] = False,
     timeout: Annotated[
         float, typer.Option(help="Per-request timeout, and the wait for answers, seconds.")
@@ -36,16 +56,17 @@ def load(
     seed: Annotated[int, typer.Option(help="Seed of the inputs and arrival times.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send inference requests to a v2 server (open or closed loop) and report latency."""
+    """Send inference requests to a v2 server (HTTP or gRPC; open or closed loop), show latency."""
     if (rate is None) == (concurrency is None):
         raise EdgeschedError(
             "give exactly one of --rate (open loop, requests/s) or --concurrency (closed loop)"
         )
     from edgesched.serve.loadgen import run_load
 
+    url = url or DEFAULT_URLS[protocol]
     if not as_json:
         what = f"{rate:g} req/s (open loop)" if rate is not None else f"{concurrency} workers"
-        console.print(f"driving {model} at {url} with {what} for {duration:g} s")
+        console.print(f"driving {model} at {url} ({protocol.value}) with {what} for {duration:g} s")
     result = asyncio.run(
         run_load(
             url,
@@ -57,6 +78,7 @@ def load(
             binary=binary,
             timeout_s=timeout,
             seed=seed,
+            protocol=protocol.value,
         )
     )
     if as_json:

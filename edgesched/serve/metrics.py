@@ -12,7 +12,9 @@ metric                                    labels              meaning
 ``edgesched_execution_seconds``           model, node         executor time in the worker
 ``edgesched_in_flight``                   node                requests sent to a node, unanswered
 ``edgesched_batch_size``                  model               samples per answered request
-``edgesched_offloads_total``              model               requests offloaded to the cloud
+``edgesched_formed_batch_size``           model               samples per batch run on a node
+``edgesched_offloads_total``              model               samples offloaded to the cloud
+``edgesched_queue_depth``                 model               requests waiting for a batch to form
 ``edgesched_errors_total``                model, reason       error answers, by short reason
 ``edgesched_worker_restarts_total``       node                worker child restarts
 ``edgesched_node_power_watts``            node, source        power, only where a meter is given
@@ -112,8 +114,19 @@ class ServerMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self._formed = Histogram(
+            "edgesched_formed_batch_size",
+            "Samples per batch run on a node (after dynamic batching).",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self._queue = Gauge(
+            "edgesched_queue_depth", "Requests waiting for their batch to form.", ["model"],
+            registry=r,
+        )  # fmt: skip
         self._offloads = Counter(
-            "edgesched_offloads", "Requests offloaded to the cloud.", ["model"], registry=r
+            "edgesched_offloads", "Samples offloaded to the cloud.", ["model"], registry=r
         )
         self._errors = Counter(
             "edgesched_errors", "Infer error answers, by reason.", ["model", "reason"], registry=r
@@ -131,11 +144,13 @@ class ServerMetrics:
         self._count_c: dict[tuple[str, str, str], Any] = {}
         self._time_c: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._batch_c: dict[str, Any] = {}
+        self._formed_c: dict[str, Any] = {}
         self._node_c: dict[str, Any] = {}
         self._error_c: dict[tuple[str, str], Any] = {}
         self._restarts_seen: dict[str, int] = {}
         for m in models:
             self._offloads.labels(m)
+            self._queue.labels(m)
         for n in nodes:
             self.set_in_flight(n, 0)
             self._restarts.labels(n)
@@ -204,9 +219,20 @@ class ServerMetrics:
         if total > seen:
             self.restart(node, total - seen)
 
-    def offload(self, model: str) -> None:
-        """Count one request of ``model`` offloaded to the cloud."""
-        self._offloads.labels(model).inc()
+    def offload(self, model: str, samples: int = 1) -> None:
+        """Count ``samples`` samples of ``model`` offloaded to the cloud."""
+        self._offloads.labels(model).inc(samples)
+
+    def observe_formed_batch(self, model: str, samples: int) -> None:
+        """Count one batch of ``samples`` samples of ``model`` run on a node."""
+        hist = self._formed_c.get(model)
+        if hist is None:
+            hist = self._formed_c[model] = self._formed.labels(model)
+        hist.observe(samples)
+
+    def set_queue_depth(self, model: str, n: int) -> None:
+        """Set the number of requests of ``model`` waiting for their batch to form."""
+        self._queue.labels(model).set(n)
 
     def set_power(self, node: str, watts: float, source: str) -> None:
         """Set the power of ``node`` in watts as read by meter ``source`` (e.g. ``nvml``)."""

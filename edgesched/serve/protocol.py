@@ -39,17 +39,20 @@ class ProtocolError(EdgeschedError):
     """A v2 request or response is malformed or cannot be served; carries its HTTP ``status``.
 
     400: malformed JSON, wrong shape, unknown datatype, byte-size mismatch. 404: unknown model.
-    413: payload over the limit. 503: overloaded.
+    413: payload over the limit. 503: overloaded (gRPC RESOURCE_EXHAUSTED) or unavailable
+    (gRPC UNAVAILABLE: shutting down, no worker up).
     """
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, grpc_code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self._grpc_code = grpc_code
 
     @property
     def grpc_code(self) -> str:
-        """The gRPC status code name matching :attr:`status` (``UNKNOWN`` if unmapped)."""
-        return GRPC_CODES.get(self.status, "UNKNOWN")
+        """The gRPC status code name: the one given, else the one matching :attr:`status`
+        (``UNKNOWN`` if unmapped)."""
+        return self._grpc_code or GRPC_CODES.get(self.status, "UNKNOWN")
 
 
 def model_not_found(
@@ -65,8 +68,16 @@ def model_not_found(
 
 
 def overloaded(reason: str) -> ProtocolError:
-    """Return the 503 error for a request refused because the server is overloaded."""
-    return ProtocolError(f"server overloaded: {reason}; retry later", status=503)
+    """Return the 503 (gRPC RESOURCE_EXHAUSTED) of a request refused past the queue bound."""
+    return ProtocolError(
+        f"server overloaded: {reason}; retry later", status=503, grpc_code="RESOURCE_EXHAUSTED"
+    )
+
+
+def unavailable(reason: str) -> ProtocolError:
+    """Return the 503 (gRPC UNAVAILABLE) of a request that cannot be served now: the server is
+    shutting down, or no worker serving the model is up."""
+    return ProtocolError(f"unavailable: {reason}; retry later", status=503)
 
 
 def http_status(exc: BaseException) -> int:

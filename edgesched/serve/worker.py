@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import multiprocessing as mp
 import threading
 import time
@@ -30,7 +31,10 @@ from typing import Any, Self
 import numpy as np
 
 from edgesched.errors import EdgeschedError, UnknownNameError
+from edgesched.serve._shm import MIN_SHARED_BYTES, BlockPool
 from edgesched.serve._worker_child import child_main
+
+log = logging.getLogger("edgesched.serve")
 
 
 class WorkerError(EdgeschedError):
@@ -149,6 +153,8 @@ class NodeWorker:
         self._send_lock = threading.Lock()
         self._ids = itertools.count()
         self._pending: dict[int, WorkerFuture] = {}
+        self._pool = BlockPool()  # large inputs travel through shared memory
+        self._blocks: dict[int, Any] = {}  # request id → its input's block
         self._backlog: list[tuple[int, str, np.ndarray, WorkerFuture]] = []
         self._restart_times: collections.deque[float] = collections.deque()
         self._state = "new"  # new → up ⇄ restarting → down; closed
@@ -223,6 +229,8 @@ class NodeWorker:
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(5)
         self._fail_all("was closed before answering")
+        self._release_blocks()
+        self._pool.close()
         if conn is not None:
             conn.close()
 
@@ -284,11 +292,21 @@ class NodeWorker:
         self._send(conn, rid, model, batch, fut)
         return fut
 
+    def _message(self, rid: int, model: str, batch: np.ndarray) -> tuple:
+        """The request's message: large tensors go into a shared-memory block, named in it."""
+        if batch.nbytes < MIN_SHARED_BYTES or batch.dtype.hasobject:
+            return ("infer", rid, model, batch)
+        block = self._pool.put(batch)
+        with self._lock:
+            self._blocks[rid] = block
+        return ("infer_shm", rid, model, block.name, batch.shape, batch.dtype.str)
+
     def _send(self, conn: Any, rid: int, model: str, batch: np.ndarray, fut: WorkerFuture) -> None:
         """Send one request; a broken pipe is left to the reader, which fails it."""
         try:
+            msg = self._message(rid, model, batch)
             with self._send_lock:
-                conn.send(("infer", rid, model, batch))
+                conn.send(msg)
         except (OSError, ValueError):
             pass  # the child died: the reader fails every pending request
         except Exception as exc:  # does not pickle: nothing was written
@@ -298,9 +316,19 @@ class NodeWorker:
     def _pop(self, rid: int) -> WorkerFuture | None:
         with self._lock:
             fut = self._pending.pop(rid, None)
+            block = self._blocks.pop(rid, None)
             if not self._pending and not self._backlog:
                 self._idle.notify_all()
+        if block is not None:
+            self._pool.release(block)
         return fut
+
+    def _release_blocks(self) -> None:
+        """Take back the blocks of every request sent (after the child died or closed)."""
+        with self._lock:
+            blocks, self._blocks = list(self._blocks.values()), {}
+        for block in blocks:
+            self._pool.release(block)
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -391,6 +419,7 @@ class NodeWorker:
         proc = self._proc
         proc.join(5)
         code = proc.exitcode
+        self._release_blocks()
         with self._lock:
             lost, self._pending = list(self._pending.values()), {}
             now = time.monotonic()
@@ -400,6 +429,17 @@ class NodeWorker:
             if not self._closing:
                 self._state = "restarting" if retry else "down"
             self._idle.notify_all()
+        if not self._closing:
+            log.warning(
+                "worker process died",
+                extra={
+                    "event": "worker_died",
+                    "node": self.node_id,
+                    "exit_code": code,
+                    "lost": len(lost),
+                    "restart": retry,
+                },
+            )
         for fut in lost:
             fut.set_exception(WorkerDied(self.node_id, len(lost), f"died (exit code {code})"))
         if not retry:
@@ -420,11 +460,20 @@ class NodeWorker:
                 if not closed:
                     self._proc, self._conn, self._state = proc, conn, "up"
                     self.restarts += 1
+                    log.info(
+                        "worker restarted",
+                        extra={
+                            "event": "worker_restarted",
+                            "node": self.node_id,
+                            "pid": proc.pid,
+                            "restarts": self.restarts,
+                        },
+                    )
                     backlog, self._backlog = self._backlog, []
                     self._pending.update((rid, fut) for rid, _, _, fut in backlog)
             for rid, model, batch, _ in backlog:
                 with contextlib.suppress(OSError, ValueError):
-                    conn.send(("infer", rid, model, batch))
+                    conn.send(self._message(rid, model, batch))
         if closed:
             proc.kill()
             proc.join(5)

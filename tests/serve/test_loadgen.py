@@ -1,4 +1,5 @@
-"""The v2 load generator against a real server on 127.0.0.1 serving the tiny ONNX model."""
+"""The v2 load generator against a real server on 127.0.0.1 serving the tiny ONNX model, over
+HTTP and gRPC."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +168,88 @@ def test_timeouts_are_counted_not_hung(served: Served) -> None:
     assert time.perf_counter() - t0 < 3
     assert r.error_count > 0 and r.ok + r.error_count == r.sent
     assert r.to_dict()["error_count"] == r.error_count
+
+
+# -- gRPC -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grpc_served(onnx_file: Path) -> Iterator[Served]:
+    pytest.importorskip("tritonclient.grpc")
+    from tests.serve.test_grpc import serving_grpc
+
+    with serving_grpc(onnx_file, policy="least-loaded") as s:
+        yield s
+
+
+def grpc_url(s: Served) -> str:
+    return f"127.0.0.1:{s.server.grpc_port}"
+
+
+def test_grpc_closed_loop(grpc_served: Served) -> None:
+    url = f"grpc://{grpc_url(grpc_served)}"  # the scheme prefix is allowed
+    r = asyncio.run(run_load(url, MODEL, concurrency=4, duration_s=1.0, batch=2, protocol="grpc"))
+    assert (r.mode, r.target) == ("closed", 4.0)
+    assert r.ok > 0 and r.errors == {} and r.sent == r.ok
+    assert r.duration_s >= 1.0 and r.throughput_rps == pytest.approx(r.ok / r.duration_s)
+    _ordered(r)
+
+
+def test_grpc_open_loop_poisson_rate(grpc_served: Served) -> None:
+    t0 = time.perf_counter()
+    r = asyncio.run(
+        run_load(grpc_url(grpc_served), MODEL, rate_rps=100, duration_s=1.0, protocol="grpc")
+    )
+    assert time.perf_counter() - t0 < 12
+    assert r.mode == "open" and 60 <= r.sent <= 145  # Poisson(100): sd 10
+    assert r.errors == {} and r.ok == r.sent
+    _ordered(r)
+
+
+def test_grpc_errors_are_counted_by_status_code(grpc_served: Served) -> None:
+    core = grpc_served.server.core
+    core.max_in_flight, old = 0, core.max_in_flight
+    try:
+        kw = {"concurrency": 2, "duration_s": 5.0, "max_requests": 6, "protocol": "grpc"}
+        r = asyncio.run(run_load(grpc_url(grpc_served), MODEL, **kw))  # type: ignore[arg-type]
+    finally:
+        core.max_in_flight = old
+    assert r.ok == 0 and r.errors == {"gRPC RESOURCE_EXHAUSTED": 6}
+
+
+@pytest.mark.parametrize(
+    ("url", "model", "error", "match"),
+    [
+        (None, "mobilenet_v3", ProtocolError, "unknown model 'mobilenet_v3'"),
+        ("http://127.0.0.1:8001", MODEL, EdgeschedError, "HOST:PORT"),
+    ],
+    ids=["unknown-model", "http-url"],
+)
+def test_grpc_refusals(
+    grpc_served: Served, url: str | None, model: str, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match) as info:
+        kw = {"concurrency": 1, "duration_s": 0.1, "protocol": "grpc"}
+        asyncio.run(run_load(url or grpc_url(grpc_served), model, **kw))  # type: ignore[arg-type]
+    if error is ProtocolError:
+        assert info.value.status == 404  # type: ignore[attr-defined]
+
+
+def test_grpc_dead_target_fails_fast() -> None:
+    pytest.importorskip("tritonclient.grpc")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(EdgeschedError, match="cannot reach the v2 server"):
+        kw = {"rate_rps": 10, "duration_s": 1.0, "protocol": "grpc"}
+        asyncio.run(run_load(f"127.0.0.1:{port}", MODEL, **kw))  # type: ignore[arg-type]
+    assert time.perf_counter() - t0 < 5
+
+
+def test_grpc_cli_json(grpc_served: Served) -> None:
+    args = ["load", "--protocol", "grpc", "--url", grpc_url(grpc_served), "-m", MODEL]
+    res = CliRunner().invoke(_cli(), [*args, "--rate", "50", "--duration", "0.3", "--json"])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout)
+    assert obj["ok"] > 0 and obj["sent"] == obj["ok"] and obj["errors"] == {}

@@ -31,6 +31,7 @@ from edgesched.serve import (
     model_metadata,
     model_not_found,
     overloaded,
+    unavailable,
 )
 
 NUMERIC = [d for d in DATATYPES if d != "BYTES"]
@@ -283,8 +284,10 @@ def test_model_not_found_and_overloaded() -> None:
     assert "'resnet50'" in str(err) and "mobilenet" in str(err)
     assert "version '3'" in str(model_not_found("m", "3"))
     busy = overloaded("queue full (64 waiting)")
-    assert busy.status == 503 and busy.grpc_code == "UNAVAILABLE"
+    assert busy.status == 503 and busy.grpc_code == "RESOURCE_EXHAUSTED"
     assert isinstance(busy, EdgeschedError)
+    down = unavailable("no worker up")
+    assert down.status == 503 and down.grpc_code == "UNAVAILABLE"
     assert GRPC_CODES == {
         400: "INVALID_ARGUMENT",
         404: "NOT_FOUND",

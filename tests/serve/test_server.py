@@ -59,7 +59,8 @@ def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _serve(onnx: Path, cluster: str = CLUSTER, **kw: Any) -> Served:
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    server = InferenceServer(Cluster.parse(cluster), model_files={MODEL: onnx}, **kw)
+    kw.setdefault("model_files", {MODEL: onnx})
+    server = InferenceServer(Cluster.parse(cluster), **kw)
     port = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1", 0), loop).result(120)
     return Served(server, f"http://127.0.0.1:{port}", loop, onnx)
 
@@ -164,7 +165,7 @@ def test_concurrent_infers_use_both_nodes(served: Served) -> None:
     stop = threading.Event()
 
     def watch() -> None:  # both nodes busy at once shows the load-aware policy spread the load
-        view = served.server._live.view  # type: ignore[union-attr]
+        view = served.server.core.view
         while not stop.is_set():
             peaks.append(int((view.inflight > 0).sum()))
             time.sleep(0.0005)
@@ -182,7 +183,7 @@ def test_concurrent_infers_use_both_nodes(served: Served) -> None:
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
     assert served.server.outcomes - before == 50
     assert max(peaks) == 2
-    assert served.server._live.view.inflight.tolist() == [0, 0]  # type: ignore[union-attr]
+    assert served.server.core.view.inflight.tolist() == [0, 0]
 
 
 def _error(served: Served, path: str, body: bytes | None, headers: dict[str, str]) -> int:
@@ -248,11 +249,11 @@ def test_errors_have_v2_bodies(
 
 
 def test_overloaded_503(served: Served) -> None:
-    served.server.max_in_flight, old = 0, served.server.max_in_flight
+    served.server.core.max_in_flight, old = 0, served.server.core.max_in_flight
     try:
         status, msg = infer(served.url, batch_of(1))
     finally:
-        served.server.max_in_flight = old
+        served.server.core.max_in_flight = old
     assert status == 503 and "overloaded" in str(msg)
 
 
@@ -304,7 +305,7 @@ def test_token_and_stop_drains(onnx_file: Path) -> None:
 
                 tasks = [asyncio.ensure_future(one()) for _ in range(20)]
                 deadline = time.monotonic() + 30
-                while s.server._in_flight + s.server.outcomes < 20:  # all 20 have arrived
+                while s.server.core.in_flight + s.server.outcomes < 20:  # all 20 have arrived
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.001)
                 stopping = asyncio.wrap_future(
@@ -326,7 +327,7 @@ def test_latency_measurement(served: Served, capsys: pytest.CaptureFixture[str])
     """200 sequential JSON infers: end-to-end median vs the worker's exec_s median (printed)."""
     body, headers = encode_request({"input0": batch_of(1)})
     url = f"{served.url}/v2/models/{MODEL}/infer"
-    worker = served.server._workers[0]
+    worker = served.server.core.workers[0]
     e2e, exec_s = [], []
     for _ in range(200):
         t0 = time.perf_counter()
@@ -363,6 +364,8 @@ def test_the_serve_command_serves_until_interrupted(tmp_path: Path) -> None:
             "serve",
             str(cluster),
             "--port",
+            "0",
+            "--grpc-port",
             "0",
             "--model-file",
             f"mobilenet_v2={model}",

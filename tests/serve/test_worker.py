@@ -200,3 +200,24 @@ def test_paths_in_models_are_accepted(onnx_path) -> None:
     w = NodeWorker("edge-7", {Path(onnx_path): 1})  # type: ignore[dict-item]
     assert w.models == [onnx_path]
     w.close()
+
+
+def test_large_tensors_travel_through_shared_memory(onnx_path, reference) -> None:
+    from edgesched.serve._shm import MIN_SHARED_BYTES
+
+    sizes = [64, 300, 64, 1]  # 49 KB, 230 KB (shared memory), and 768 B (the pipe)
+    assert batch(64).nbytes >= MIN_SHARED_BYTES > batch(1).nbytes
+    with NodeWorker("edge-shm", {onnx_path: 2}, threads=1) as w:
+        with ThreadPoolExecutor(4) as pool:
+            futures = [
+                pool.submit(w.submit, onnx_path, batch(n, seed=i)).result()
+                for i, n in enumerate(sizes * 5)
+            ]
+        for i, (n, fut) in enumerate(zip(sizes * 5, futures, strict=True)):
+            (got,) = fut.result(timeout=30)
+            want = reference.run(None, {"input": batch(n, seed=i)})[0]
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        names = [b.name for b in w._pool._all]  # the blocks it made
+        assert 1 <= len(names) <= 20
+        assert all(os.path.exists(f"/dev/shm/{name.lstrip('/')}") for name in names)
+    assert not any(os.path.exists(f"/dev/shm/{name.lstrip('/')}") for name in names)

@@ -1,0 +1,90 @@
+"""Shared-memory blocks that carry large request tensors from the frontend to a worker process.
+
+Pickling a 224×224 image batch through a pipe copies it four times and costs about 0.8 ms per
+request on a small CPU; writing it once into shared memory and sending only the block's name
+costs about 0.1 ms. :class:`BlockPool` (the frontend's side) hands out blocks by size class and
+takes them back when the answer arrives; :class:`BlockViews` (the worker's side) maps each block
+once and returns numpy views of it. Tensors below :data:`MIN_SHARED_BYTES` still go through the
+pipe, where they are cheaper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from multiprocessing import shared_memory
+
+import numpy as np
+
+#: Tensors of at least this many bytes travel through shared memory (our choice: below it the
+#: pipe's copies cost less than a block's bookkeeping).
+MIN_SHARED_BYTES = 32 * 1024
+#: Smallest block size; sizes are powers of two from here, so a few classes cover all inputs.
+MIN_BLOCK_BYTES = 64 * 1024
+
+
+def size_class(nbytes: int) -> int:
+    """The block size serving ``nbytes``: the next power of two, at least MIN_BLOCK_BYTES."""
+    return max(MIN_BLOCK_BYTES, 1 << (max(nbytes, 1) - 1).bit_length())
+
+
+class BlockPool:
+    """Blocks of shared memory owned by one frontend-side worker. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[int, list[shared_memory.SharedMemory]] = {}
+        self._all: list[shared_memory.SharedMemory] = []
+
+    def put(self, array: np.ndarray) -> shared_memory.SharedMemory:
+        """A block holding a copy of ``array`` (give it back with :meth:`release`)."""
+        size = size_class(array.nbytes)
+        with self._lock:
+            free = self._free.get(size)
+            block = free.pop() if free else None
+        if block is None:
+            block = shared_memory.SharedMemory(create=True, size=size)
+            with self._lock:
+                self._all.append(block)
+        view = np.ndarray(array.shape, array.dtype, buffer=block.buf)
+        view[...] = array
+        return block
+
+    def release(self, block: shared_memory.SharedMemory) -> None:
+        """Take back a block whose request was answered (or lost)."""
+        with self._lock:
+            self._free.setdefault(block.size, []).append(block)
+
+    def close(self) -> None:
+        """Unmap and remove every block. The pool must not be used afterwards."""
+        with self._lock:
+            blocks, self._all, self._free = self._all, [], {}
+        for block in blocks:
+            with contextlib.suppress(OSError, BufferError):
+                block.close()
+            with contextlib.suppress(OSError):
+                block.unlink()
+
+
+class BlockViews:
+    """The worker side: numpy views of the frontend's blocks, each mapped once."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, shared_memory.SharedMemory] = {}
+
+    def view(self, name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        """The tensor of ``shape`` and ``dtype`` at the start of block ``name``."""
+        block = self._blocks.get(name)
+        if block is None:
+            block = self._blocks[name] = shared_memory.SharedMemory(name=name)
+        return np.ndarray(shape, np.dtype(dtype), buffer=block.buf)
+
+    def close(self) -> None:
+        """Unmap every block (the frontend removes them)."""
+        for block in self._blocks.values():
+            with contextlib.suppress(OSError, BufferError):
+                block.close()
+        self._blocks.clear()
+
+
+__all__ = ["MIN_SHARED_BYTES", "BlockPool", "BlockViews", "size_class"]
