@@ -55,6 +55,7 @@ VERSION = "1"
 PLATFORM = "onnxruntime_onnx"
 
 log = logging.getLogger("edgesched.serve")
+_LOCAL = object()  # the workers are local processes, not Ray actors
 
 
 @dataclass(slots=True)
@@ -157,6 +158,7 @@ class ServingCore:
             self._worker(node, backend, threads_per_node, workers, ray_address)
             for node in cluster.nodes
         ]
+        self._ray_address = ray_address if workers == "ray" else _LOCAL
         self.max_in_flight = max_in_flight
         self._slo_s = slo_s
         self._seed = seed
@@ -215,6 +217,11 @@ class ServingCore:
             WorkerError: a worker could not load its models (the others are closed again).
             ConfigError: an offload pairs models whose inputs or outputs differ.
         """
+        if self._ray_address is not _LOCAL:
+            from edgesched.serve.ray_worker import ensure_ray
+
+            # connect from this (the main) thread, offering every node's resource if local
+            ensure_ray(self._ray_address, self.node_ids)
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
             *(loop.run_in_executor(None, w.start) for w in self._workers), return_exceptions=True

@@ -40,11 +40,11 @@ def batch(size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((size, *SAMPLE), dtype=np.float32)
 
 
-def tally(futures: list) -> tuple[int, int]:
-    """(results, WorkerDied) over ``futures``; anything else fails the test."""
+def tally(futures: list, timeout_s: float = 30) -> tuple[int, int]:
+    """(results, WorkerDied) over ``futures``, none left hanging; anything else fails the test."""
     ok = died = 0
     for fut in futures:
-        exc = fut.exception(timeout=30)
+        exc = fut.exception(timeout=timeout_s)
         if exc is None:
             ok += 1
         else:
