@@ -48,8 +48,12 @@ def load(
     batch: Annotated[int, typer.Option(help="Batch size for a -1 first input dimension.")] = 1,
     binary: Annotated[
         bool,
-        typer.Option("--binary", help="http: use the binary tensor data extension (gRPC is raw)."),
-    ] = False,
+        typer.Option(
+            "--binary/--json-tensors",
+            help="http: tensors in the binary data extension (as Triton's clients send them), "
+            "or as JSON numbers (gRPC is always raw).",
+        ),
+    ] = True,
     timeout: Annotated[
         float, typer.Option(help="Per-request timeout, and the wait for answers, seconds.")
     ] = 30.0,

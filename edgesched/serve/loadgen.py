@@ -133,7 +133,7 @@ async def run_load(
     concurrency: int | None = None,
     duration_s: float,
     batch: int = 1,
-    binary: bool = False,
+    binary: bool = True,
     timeout_s: float = 30.0,
     seed: int = 0,
     max_requests: int | None = None,

@@ -61,9 +61,10 @@ def test_open_loop_is_seeded(served: Served) -> None:
     assert a.sent == b.sent > 0
 
 
-def test_binary_and_batch(served: Served) -> None:
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_tensor_encodings_and_batch(served: Served, binary: bool) -> None:
     r = asyncio.run(
-        run_load(served.url, MODEL, concurrency=2, duration_s=0.5, batch=3, binary=True)
+        run_load(served.url, MODEL, concurrency=2, duration_s=0.5, batch=3, binary=binary)
     )
     assert r.ok > 0 and r.errors == {} and r.sent == r.ok
 
