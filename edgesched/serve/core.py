@@ -223,9 +223,6 @@ class ServingCore:
             # connect from this (the main) thread, offering every node's resource if local
             ensure_ray(self._ray_address, self.node_ids)
         loop = asyncio.get_running_loop()
-        for w in self._workers:
-            if isinstance(w, NodeWorker):
-                w.use_loop(loop)  # answers read by this loop: one thread hop less
         results = await asyncio.gather(
             *(loop.run_in_executor(None, w.start) for w in self._workers), return_exceptions=True
         )

@@ -3,10 +3,8 @@
 A :class:`NodeWorker` spawns one child process (the ``spawn`` context, so CUDA works there) that
 pins itself to the node's CPUs and runs each model's instances on threads pulling from that
 model's FIFO queue (:mod:`edgesched.serve._worker_child`). The parent sends requests over one
-Pipe (tensors of 32 KiB and more through shared memory, :mod:`edgesched.serve._shm`) and a
-single reader thread resolves their futures, or, after :meth:`NodeWorker.use_loop`, the asyncio
-event loop itself reads the answers (one thread hop less per request). No process or thread is
-created per request.
+Pipe and a single reader thread resolves their futures. Numpy arrays cross the pipe as they are;
+no process or thread is created per request.
 
 Faults (ARCHITECTURE.md §9: no accepted request vanishes): when the child dies, every request in
 flight fails with :class:`WorkerDied`, which names the node and how many were lost, so the caller
@@ -21,7 +19,6 @@ this module exports them too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import multiprocessing as mp
@@ -73,13 +70,6 @@ class NodeWorker(BaseNodeWorker):
         self._proc: Any = None
         self._conn: Any = None
         self._reader: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._fd: int | None = None  # the connection the loop reads, while it does
-
-    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have ``loop`` read the answers instead of a reader thread (call before
-        :meth:`start`); futures then resolve in the loop's thread."""
-        self._loop = loop
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -105,9 +95,6 @@ class NodeWorker(BaseNodeWorker):
         with self._lock:
             self._proc, self._conn, self._state = proc, conn, "up"
             self._infos = {m: ModelInfo(**i) for m, i in infos.items()}
-        if self._loop is not None:
-            self._listen(conn)
-            return self
         self._reader = threading.Thread(
             target=self._read_loop, name=f"worker-{self.node_id}-reader", daemon=True
         )
@@ -126,7 +113,6 @@ class NodeWorker(BaseNodeWorker):
                 proc.join(5)
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(5)
-        self._unlisten()
         self._release_held()
         self._pool.close()
         if conn is not None:
@@ -220,73 +206,14 @@ class NodeWorker(BaseNodeWorker):
                 if conn is None:
                     return
                 continue
-            self._resolve(msg)
-
-    def _resolve(self, msg: tuple) -> None:
-        """Resolve the future of one answer from the child."""
-        fut = self._pop(msg[1])
-        if fut is None:
-            return
-        if msg[0] == "ok":
-            fut.exec_s = msg[3]
-            fut.set_result(msg[2])
-        else:
-            fut.set_exception(WorkerError(f"node {self.node_id!r}: {msg[2]}"))
-
-    # -- answers read by the event loop (after use_loop) -----------------------------------------
-
-    def _listen(self, conn: Any) -> None:
-        """Have the loop read ``conn`` (callable from any thread)."""
-        loop = self._loop
-        assert loop is not None
-        fd = conn.fileno()
-
-        def listen() -> None:
-            self._fd = fd
-            loop.add_reader(fd, self._on_readable, conn, fd)
-
-        loop.call_soon_threadsafe(listen)
-
-    def _on_readable(self, conn: Any, fd: int) -> None:
-        """In the loop: resolve every answer waiting; on end of file hand the child's death to
-        a thread (restarting takes seconds)."""
-        try:
-            while conn.poll():
-                self._resolve(conn.recv())
-        except (EOFError, OSError):
-            self._loop.remove_reader(fd)  # type: ignore[union-attr]
-            self._fd = None
-            threading.Thread(
-                target=self._recover, name=f"worker-{self.node_id}-restart", daemon=True
-            ).start()
-
-    def _recover(self) -> None:
-        conn = self._on_death()
-        if conn is not None:
-            self._listen(conn)
-
-    def _unlisten(self) -> None:
-        """Stop the loop reading (before the connection closes, so its fd is not reused while
-        registered); a no-op without a loop or when the loop is gone."""
-        loop, fd = self._loop, self._fd
-        if loop is None or fd is None:
-            return
-        done = threading.Event()
-
-        def unlisten() -> None:
-            loop.remove_reader(fd)
-            self._fd = None
-            done.set()
-
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is loop:  # closing from the loop's own thread
-                unlisten()
-                return
-        try:
-            loop.call_soon_threadsafe(unlisten)
-        except RuntimeError:  # the loop is closed: nothing reads any more
-            return
-        done.wait(5)
+            fut = self._pop(msg[1])
+            if fut is None:
+                continue
+            if msg[0] == "ok":
+                fut.exec_s = msg[3]
+                fut.set_result(msg[2])
+            else:
+                fut.set_exception(WorkerError(f"node {self.node_id!r}: {msg[2]}"))
 
     def _on_death(self) -> Any:
         """Fail what was in flight, then restart the child; its connection, or None to stop."""

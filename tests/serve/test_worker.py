@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -222,37 +221,3 @@ def test_large_tensors_travel_through_shared_memory(onnx_path, reference) -> Non
         assert 1 <= len(names) <= 20
         assert all(os.path.exists(f"/dev/shm/{name.lstrip('/')}") for name in names)
     assert not any(os.path.exists(f"/dev/shm/{name.lstrip('/')}") for name in names)
-
-
-def test_answers_read_by_an_event_loop_survive_a_restart(onnx_path, reference) -> None:
-    import asyncio
-    import threading
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        w = NodeWorker("edge-loop", {onnx_path: 1}, threads=1)
-        w.use_loop(loop)
-        with w:
-            assert w._reader is None  # no reader thread: the loop reads
-            x = batch(2, seed=7)
-            np.testing.assert_allclose(
-                w.submit(onnx_path, x).result(30)[0],
-                reference.run(None, {"input": x})[0],
-                rtol=1e-5,
-                atol=1e-6,
-            )
-            futures = [w.submit(onnx_path, batch(8, seed=i)) for i in range(20)]
-            os.kill(w.pid, signal.SIGKILL)
-            ok, died = tally(futures)
-            assert ok + died == 20
-            deadline = time.monotonic() + 60
-            while not w.alive:
-                assert time.monotonic() < deadline, "the worker did not come back"
-                time.sleep(0.05)
-            assert w.restarts == 1
-            assert w.submit(onnx_path, x).result(30)[0].shape == (2, 5)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
