@@ -12,6 +12,7 @@ import typer
 
 from edgesched._console import JsonOpt, console, err_console, progress
 from edgesched.errors import EdgeschedError
+from edgesched.plan.cli import plan
 from edgesched.profile.cli import profile_app
 from edgesched.serve.cli import compare, serve
 from edgesched.serve.load_cli import load
@@ -32,6 +33,7 @@ app.add_typer(zoo_app, name="zoo")
 app.command("serve")(serve)
 app.command("load")(load)
 app.command("compare")(compare)
+app.command("plan")(plan)
 
 ClusterOpt = Annotated[
     Path | None,
