@@ -8,12 +8,15 @@ import contextlib
 import json
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from edgesched._console import JsonOpt, console
 from edgesched.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edgesched.profile.power import PowerMeter
 
 
 def parse_model_files(items: list[str] | None) -> dict[str, str]:
@@ -90,6 +93,14 @@ def serve(
         ),
     ] = None,
     log_format: Annotated[str, typer.Option(help="Log lines on stderr: json or text.")] = "json",
+    power: Annotated[
+        bool,
+        typer.Option(
+            "--power/--no-power",
+            help="Read this machine's power meter (NVML, INA3221 or RAPL), when one is present, "
+            "into /metrics every second.",
+        ),
+    ] = True,
     auth_token: Annotated[
         str | None,
         typer.Option(
@@ -126,8 +137,17 @@ def serve(
         max_payload_bytes=int(max_payload_mb * 2**20),
         auth_token=auth_token,
         records=records,
+        power_meter=_measured_meter() if power else None,
     )
     asyncio.run(_run(server, host, port, None if grpc_port < 0 else grpc_port))
+
+
+def _measured_meter() -> PowerMeter | None:
+    """This machine's power meter, or None where there is only an estimate."""
+    from edgesched.profile.power import detect_meter
+
+    meter = detect_meter()
+    return meter if meter.source == "measured" else None
 
 
 async def _run(server: object, host: str, port: int, grpc_port: int | None) -> None:
@@ -150,6 +170,12 @@ async def _run(server: object, host: str, port: int, grpc_port: int | None) -> N
         for node in server.cluster.nodes:
             models = ", ".join(f"{m}×{c}" for m, c in node.models.items())
             console.print(f"  node {node.id}: {models}")
+        meter = server.core.power_meter
+        console.print(
+            f"  power: {meter.name} ({meter.detail}) on /metrics"
+            if meter is not None
+            else "  power: no meter on this machine (none on /metrics)"
+        )
         console.print("Ctrl-C stops (in-flight requests finish first)")
         await stop.wait()
     finally:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -51,11 +51,16 @@ from edgesched.serve.protocol import (
 from edgesched.serve.records import RecordWriter
 from edgesched.serve.worker import NodeWorker, WorkerDied
 
+if TYPE_CHECKING:
+    from edgesched.profile.power import PowerMeter
+
 VERSION = "1"
 PLATFORM = "onnxruntime_onnx"
 
 log = logging.getLogger("edgesched.serve")
 _LOCAL = object()  # the workers are local processes, not Ray actors
+#: ``node`` label of the serving machine's own power meter (the local workers share it).
+HOST = "host"
 
 
 @dataclass(slots=True)
@@ -111,6 +116,8 @@ class ServingCore:
         slo_s: float = 1.0,
         seed: int = 0,
         records: RecordWriter | None = None,
+        power_meter: PowerMeter | None = None,
+        power_interval_s: float = 1.0,
     ) -> None:
         """Describe the core; :meth:`start` starts the workers.
 
@@ -129,6 +136,10 @@ class ServingCore:
             slo_s: latency deadline in seconds given to the policy with each request.
             seed: seed of the policy's random generator.
             records: where to write one record per answered request (None: nowhere).
+            power_meter: a meter of the serving machine (:mod:`edgesched.profile.power`), read
+                every ``power_interval_s`` seconds into the ``host`` node's power gauge; None
+                reads none.
+            power_interval_s: seconds between power readings.
 
         Raises:
             ConfigError: a ``model_files`` name no node serves, an offload without a cloud node,
@@ -163,6 +174,9 @@ class ServingCore:
         self._slo_s = slo_s
         self._seed = seed
         self._records = records
+        self._meter = power_meter
+        self._power_interval_s = power_interval_s
+        self._power_task: asyncio.Task | None = None
         self.models: dict[str, ServedModel] = {}
         self._batchers: dict[str, DynamicBatcher[RunInfo]] = {}
         self._live: LiveState | None = None
@@ -239,6 +253,8 @@ class ServingCore:
             m = self.models[model]
             self._batchers[model] = DynamicBatcher(cfg, lambda b, m=m: self._run(m, b))
         self._epoch = time.monotonic()
+        if self._meter is not None:
+            self._power_task = asyncio.ensure_future(self._read_power(self._meter))
         # what start-up allocated lives as long as the server: keep the collector off it, so
         # that full collections while serving stay short
         gc.freeze()
@@ -261,6 +277,9 @@ class ServingCore:
             drain_timeout_s: the most seconds to wait for requests in flight.
         """
         self.draining = True
+        if self._power_task is not None:
+            self._power_task.cancel()
+            self._power_task = None
         if self._in_flight:
             self._idle.clear()
             # past the timeout, the workers' close fails what is left with WorkerDied
@@ -271,6 +290,19 @@ class ServingCore:
         if self._records is not None:
             self._records.close()
         log.info("stopped", extra={"event": "stop", "answered": self.outcomes})
+
+    async def _read_power(self, meter: PowerMeter) -> None:
+        """Read ``meter`` into the ``host`` power gauge until cancelled (a failing meter is
+        logged once and no longer read)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._power_interval_s)
+            try:
+                watts = await loop.run_in_executor(None, meter.power_w)
+            except OSError as exc:
+                log.warning("power meter failed", extra={"event": "power", "error": str(exc)})
+                return
+            self.metrics.set_power(HOST, watts, meter.name)
 
     def _close_workers(self, drain: bool, timeout_s: float) -> None:
         for w in self._workers:
@@ -332,6 +364,11 @@ class ServingCore:
         if self._live is None:
             raise RuntimeError("the serving core is not started")
         return self._live.view
+
+    @property
+    def power_meter(self) -> PowerMeter | None:
+        """The serving machine's meter read into ``/metrics`` (None: none)."""
+        return self._meter
 
     @property
     def in_flight(self) -> int:

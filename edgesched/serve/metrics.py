@@ -18,6 +18,7 @@ metric                                    labels              meaning
 ``edgesched_errors_total``                model, reason       error answers, by short reason
 ``edgesched_worker_restarts_total``       node                worker child restarts
 ``edgesched_node_power_watts``            node, source        power, only where a meter is given
+                                                              (node ``host``: the serving machine)
 ========================================  ==================  ===================================
 
 Label values: ``model`` is a served model name, or ``""`` when the request named an unknown one

@@ -26,7 +26,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgesched.core.cluster import Cluster
 from edgesched.errors import ConfigError, DependencyNotInstalled
@@ -48,6 +48,9 @@ from edgesched.serve.protocol import (
     unavailable,
 )
 from edgesched.serve.records import RecordWriter
+
+if TYPE_CHECKING:
+    from edgesched.profile.power import PowerMeter
 
 
 class InferenceServer:
@@ -72,6 +75,7 @@ class InferenceServer:
         slo_s: float = 1.0,
         seed: int = 0,
         records: str | Path | None = None,
+        power_meter: PowerMeter | None = None,
     ) -> None:
         """Describe the server; :meth:`start` starts the workers and binds the ports.
 
@@ -113,6 +117,7 @@ class InferenceServer:
             slo_s=slo_s,
             seed=seed,
             records=None if records is None else RecordWriter(records),
+            power_meter=power_meter,
         )
         self.cluster = cluster
         self.policy_name = policy

@@ -135,3 +135,29 @@ def test_set_power_and_restart_are_exposed() -> None:
     assert value(fams, "edgesched_in_flight", node="n0") == 3
     assert value(fams, "edgesched_execution_seconds_count", model="a", node="n0") == 1
     assert (reason_of(503), reason_of(418)) == ("unavailable", "http_418")
+
+
+def test_the_machine_power_meter_reaches_the_metrics(tmp_path) -> None:
+    """A RAPL meter (on a fake powercap tree) is read into the ``host`` power gauge."""
+    import time
+
+    from edgesched.profile.power import RaplMeter
+    from tests.profile.test_power import rapl_tree
+    from tests.runtime.conftest import export, tiny_module
+    from tests.serve.test_server import _serve, _shutdown
+
+    zone = rapl_tree(tmp_path / "powercap", 0)
+    meter = RaplMeter(tmp_path / "powercap")
+    (zone / "energy_uj").write_text("30000000\n")  # 30 J since the meter opened
+    s = _serve(export(tiny_module(), tmp_path / "tiny.onnx", dynamic=True), power_meter=meter)
+    try:
+        deadline = time.monotonic() + 10
+        while 'edgesched_node_power_watts{node="host",source="rapl"}' not in (
+            text := s.server.metrics.render()[0].decode()
+        ):
+            assert time.monotonic() < deadline, "no power reading within 10 s"
+            time.sleep(0.1)
+        line = next(ln for ln in text.splitlines() if ln.startswith("edgesched_node_power_watts"))
+        assert float(line.split()[-1]) > 0
+    finally:
+        _shutdown(s)
