@@ -1,0 +1,120 @@
+"""The HTTP floor: latency of an aiohttp server that does nothing, as the serving benchmarks see it.
+
+A server process (pinned to CPU 0, like the frontend in ``serve_overhead.py``) reads each POST
+body and answers 4 kB; this process (also on CPU 0) sends Poisson arrivals with the same aiohttp
+client. Whatever a real frontend adds comes on top of these figures, so they bound from below
+the ``overhead_p50_ms`` that ``serve_overhead.py`` can report on this machine.
+
+Prints one JSON object: per (body bytes, rate) the p50 and p99 latency in ms, and the ratio of
+the p50 to the 1 ms overhead target.
+
+Usage: python benchmarks/http_floor.py [--bodies 602112,1000] [--rates 25,120] [--requests 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+TARGET_OVERHEAD_P50_MS = 1.0  # issue "Serve for real", item 6
+CPU = 0  # the frontend's CPU in serve_overhead.py
+
+
+def _server(ports: Any) -> None:
+    """The no-op server: read the body, answer 4 kB."""
+    os.sched_setaffinity(0, {CPU})
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"x" * 4000)
+
+    async def main() -> None:
+        app = web.Application(client_max_size=2**26)
+        app.router.add_post("/", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        ports.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def _open_loop(port: int, rate: float, n: int, size: int, seed: int) -> np.ndarray:
+    """Latencies in seconds of ``n`` Poisson arrivals at ``rate`` with ``size``-byte bodies."""
+    import aiohttp
+
+    body = b"y" * size
+    url = f"http://127.0.0.1:{port}/"
+    async with aiohttp.ClientSession() as session:
+
+        async def one(out: list[float]) -> None:
+            sent = time.perf_counter()
+            async with session.post(url, data=body) as resp:
+                await resp.read()
+            out.append(time.perf_counter() - sent)
+
+        warm: list[float] = []
+        for _ in range(20):
+            await one(warm)
+        lat: list[float] = []
+        gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
+        start, tasks = time.perf_counter(), []
+        for at in np.cumsum(gaps).tolist():
+            delay = start + at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(lat)))
+        await asyncio.gather(*tasks)
+    return np.asarray(lat)
+
+
+def main() -> None:
+    """Parse the arguments, run every (body, rate), print the JSON."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--bodies", default="602112,1000", help="body sizes in bytes")
+    parser.add_argument("--rates", default="25,120", help="arrival rates, requests/s")
+    parser.add_argument("--requests", type=int, default=600, help="requests per point")
+    parser.add_argument("--seed", type=int, default=0, help="arrival seed")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {CPU})
+    ctx = mp.get_context("spawn")
+    ports = ctx.Queue()
+    server = ctx.Process(target=_server, args=(ports,), daemon=True)
+    server.start()
+    try:
+        port = ports.get(timeout=60)
+        points = []
+        for size in (int(b) for b in args.bodies.split(",")):
+            for rate in (float(r) for r in args.rates.split(",")):
+                lat = asyncio.run(_open_loop(port, rate, args.requests, size, args.seed)) * 1e3
+                p50, p99 = (float(v) for v in np.percentile(lat, [50, 99]))
+                points.append(
+                    {
+                        "body_bytes": size,
+                        "rate_rps": rate,
+                        "p50_ms": round(p50, 3),
+                        "p99_ms": round(p99, 3),
+                        "p50_ratio_to_overhead_target": round(p50 / TARGET_OVERHEAD_P50_MS, 3),
+                    }
+                )
+    finally:
+        server.kill()
+        server.join(5)
+    print(json.dumps({"server": "aiohttp no-op", "client": "aiohttp", "points": points}))
+
+
+if __name__ == "__main__":
+    main()
