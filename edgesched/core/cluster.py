@@ -153,6 +153,7 @@ def _check_serving(config: ClusterConfig, node_ids: set[str]) -> None:
         ("model_files", serving.model_files),
         ("batching", serving.batching),
         ("offload", serving.offload),
+        ("slo_s", serving.slo_s),
     ):
         for name in names:
             if name not in deployed:

@@ -12,13 +12,14 @@ per instance, no CPU pinning, ONNX Runtime on the CPU, no dynamic batching and n
         mobilenet_v2: {max_batch_size: 8, max_queue_delay_ms: 2}
       offload:
         digits-edge: {threshold: 0.8, cloud_model: digits-cloud}
+      slo_s: {mobilenet_v2: 0.05}                        # deadlines the policies see
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 
 class NodeServing(BaseModel):
@@ -83,6 +84,8 @@ class ServingConfig(BaseModel):
             for all of its nodes).
         batching: model name → dynamic batching settings.
         offload: model name → confidence offload settings.
+        slo_s: model name → latency deadline in seconds, given to the routing policy with each
+            request and recorded with its outcome (models not named get the server's default).
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -91,3 +94,4 @@ class ServingConfig(BaseModel):
     nodes: dict[str, NodeServing] = Field(default_factory=dict)
     batching: dict[str, BatchingConfig] = Field(default_factory=dict)
     offload: dict[str, OffloadConfig] = Field(default_factory=dict)
+    slo_s: dict[str, PositiveFloat] = Field(default_factory=dict)

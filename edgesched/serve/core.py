@@ -133,7 +133,8 @@ class ServingCore:
                 pinned by the custom resource ``edgesched-node:<id>``).
             ray_address: the Ray cluster to join (``HOST:PORT``); None starts a local one.
             max_in_flight: most requests in progress at once; more get 503.
-            slo_s: latency deadline in seconds given to the policy with each request.
+            slo_s: latency deadline in seconds given to the policy with each request of a model
+                that ``serving.slo_s`` does not name.
             seed: seed of the policy's random generator.
             records: where to write one record per answered request (None: nowhere).
             power_meter: a meter of the serving machine (:mod:`edgesched.profile.power`), read
@@ -171,7 +172,7 @@ class ServingCore:
         ]
         self._ray_address = ray_address if workers == "ray" else _LOCAL
         self.max_in_flight = max_in_flight
-        self._slo_s = slo_s
+        self._slo_s = [cluster.serving.slo_s.get(m, slo_s) for m in cluster.model_names]
         self._seed = seed
         self._records = records
         self._meter = power_meter
@@ -483,7 +484,8 @@ class ServingCore:
         """Route and run one batch of ``m``; then offload its unsure rows if configured."""
         live = self._live
         assert live is not None
-        request = Request(next(self._ids), m.index, time.monotonic(), batch.nbytes, self._slo_s)
+        slo = self._slo_s[m.index]
+        request = Request(next(self._ids), m.index, time.monotonic(), batch.nbytes, slo)
         node = int(self._policy.decide(request, live.view))
         if node not in m.nodes:  # the driver checks each decision once (STYLE rule 7)
             raise RuntimeError(
@@ -595,7 +597,7 @@ class ServingCore:
             now,
             energy,
             bool(offloaded) or bool(view.is_cloud[node]),
-            self._slo_s,
+            self._slo_s[m.index],
         )
         if self._policy.wants_outcomes:
             self._policy.observe(outcome)

@@ -59,6 +59,8 @@ serving:
         ("nodes: {px: {threads: 1}}", "unknown node 'px'"),
         ("batching: {mobilenet_v2: {max_batch_size: 0}}", "greater than or equal to 1"),
         ("nodes: {gpu: {backend: tensorflow}}", "onnxruntime"),
+        ("slo_s: {yolov8n: 0.1}", "serving.slo_s names model 'yolov8n'"),
+        ("slo_s: {mobilenet_v2: 0}", "greater than 0"),
     ],
 )
 def test_errors_name_the_field(section: str, message: str) -> None:

@@ -21,12 +21,13 @@ from tests.serve.test_server import CLUSTER, MODEL, _serve, _shutdown, batch_of,
 
 onnx_file = test_server.onnx_file
 REQUESTS = 30
+SERVED = CLUSTER + "serving:\n  slo_s: {mobilenet_v2: 0.5}\n"
 
 
 @pytest.fixture(scope="module")
 def records(onnx_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rec") / "served.csv"
-    s = _serve(onnx_file, policy="least-loaded", records=path)
+    s = _serve(onnx_file, SERVED, policy="least-loaded", records=path)
     try:
         for i in range(REQUESTS):
             assert infer(s.url, batch_of(1, seed=i))[0] == 200
@@ -43,6 +44,7 @@ def test_every_answered_request_has_a_record(records: Path) -> None:
     assert tuple(rows[0]) == COLUMNS
     assert {r["model"] for r in rows} == {MODEL}
     assert {r["node"] for r in rows} <= {"left", "right"}
+    assert {r["slo_s"] for r in rows} == {"0.5"}  # the model's deadline from serving.slo_s
     for r in rows:
         assert 0 < float(r["exec_s"]) <= float(r["latency_s"]) < 5
     times = [float(r["time_s"]) for r in rows]
