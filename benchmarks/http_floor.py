@@ -17,11 +17,12 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import time
 from typing import Any
 
 import numpy as np
+
+from edgesched.runtime import pin_process
 
 TARGET_OVERHEAD_P50_MS = 1.0  # issue "Serve for real", item 6
 CPU = 0  # the frontend's CPU in serve_overhead.py
@@ -29,7 +30,7 @@ CPU = 0  # the frontend's CPU in serve_overhead.py
 
 def _server(ports: Any) -> None:
     """The no-op server: read the body, answer 4 kB."""
-    os.sched_setaffinity(0, {CPU})
+    pin_process([CPU])
     from aiohttp import web
 
     async def handle(request: web.Request) -> web.Response:
@@ -89,7 +90,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="requests per point")
     parser.add_argument("--seed", type=int, default=0, help="arrival seed")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {CPU})
+    pin_process([CPU])
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
     server = ctx.Process(target=_server, args=(ports,), daemon=True)

@@ -81,11 +81,11 @@ def rss_mb(pid: int) -> float:
 
 
 def pin_others(cpu: int) -> None:
-    """Pin this process to every CPU but ``cpu`` (all of them on a one-CPU machine)."""
-    import os
+    """Pin this process, all its threads, to every CPU but ``cpu`` (all of them on a one-CPU
+    machine)."""
+    from edgesched.runtime import available_cpus, pin_process
 
-    others = set(range(os.cpu_count() or 1)) - {cpu}
-    os.sched_setaffinity(0, others or {cpu})
+    pin_process([c for c in available_cpus() if c != cpu] or [cpu])
 
 
 def serve_child(onnx: str, name: str, worker_cpu: int | None = None) -> None:

@@ -120,17 +120,6 @@ def cluster_yaml(
     return "\n".join(lines) + "\n"
 
 
-def session_options(ort: Any, threads: int) -> Any:
-    """The session options of our ONNX Runtime executor (``edgesched.runtime.onnx_backend``)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return options
-
-
 def pin_pid(pid: int, cpus: Sequence[int]) -> None:
     """Pin every thread of process ``pid`` to ``cpus`` (later threads inherit the set)."""
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -223,6 +212,8 @@ def _ray_deployment(serve: Any, args: argparse.Namespace, logging_config: dict) 
             self, onnx: str, sample: list[int], threads: int, cpus: list[int] | None
         ) -> None:
             import onnxruntime as ort
+
+            from edgesched.runtime.onnx_backend import session_options
 
             if cpus:
                 from edgesched.runtime import pin_process
@@ -412,6 +403,7 @@ def probe(onnx: str, seed: int) -> dict[str, Any]:
     ``run_load`` sends (same seed, same values) and the answer's size in bytes."""
     import onnxruntime as ort
 
+    from edgesched.runtime.onnx_backend import session_options
     from edgesched.serve.loadgen import random_inputs
 
     session = ort.InferenceSession(
@@ -713,6 +705,15 @@ def run_ours(args: argparse.Namespace, onnx: str, name: str) -> dict[str, Any]:
     Path(child.log.name).unlink(missing_ok=True)
     tensor = args.probe["tensor"]
     body, _ = encode_request({args.probe["input"]: tensor}, binary_inputs=True, binary_outputs=True)
+    return _side(res, len(body), mem, ready["worker_cpus"], child, leftover) | {
+        "config_dynamic_batching": "dynamic_batching" in config
+    }
+
+
+def _side(
+    res: Any, request_bytes: int, mem: Any, cpus: Any, child: Child, leftover: int
+) -> dict[str, Any]:
+    """What both sides report: throughput, latency, errors, memory, placement, start-up."""
     p50, p99 = _latency_ms(res)
     return {
         "rps": round(res.throughput_rps, 2),
@@ -720,12 +721,11 @@ def run_ours(args: argparse.Namespace, onnx: str, name: str) -> dict[str, Any]:
         "p99_ms": p99,
         "requests": res.ok,
         "errors": res.errors,
-        "request_bytes": len(body),
+        "request_bytes": request_bytes,
         "memory": mem,
-        "model_cpus": ready["worker_cpus"],
+        "model_cpus": cpus,
         "startup_s": round(child.startup_s, 1),
         "leftover_processes": leftover,
-        "config_dynamic_batching": "dynamic_batching" in config,
     }
 
 
@@ -763,19 +763,8 @@ def run_ray(args: argparse.Namespace, onnx: str, name: str) -> dict[str, Any]:
         say("ray: stopping (serve.shutdown, ray.shutdown)")
         leftover = child.stop()
     Path(child.log.name).unlink(missing_ok=True)
-    p50, p99 = _latency_ms(res)
-    return {
-        "rps": round(res.throughput_rps, 2),
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "requests": res.ok,
-        "errors": res.errors,
-        "request_bytes": len(body),
-        "memory": mem,
-        "model_cpus": ready["replica_cpus"],
-        "startup_s": round(child.startup_s, 1),
-        "leftover_processes": leftover,
-        "version": ready["ray_version"],
+    return _side(res, len(body), mem, ready["replica_cpus"], child, leftover) | {
+        "version": ready["ray_version"]
     }
 
 

@@ -35,6 +35,19 @@ _INSTALL_HINT = {
 }
 
 
+def session_options(ort: Any, threads: int | None) -> Any:
+    """The session options of every executor: ``threads`` intra-op threads (None: the library's
+    default), one inter-op thread, sequential execution, all graph optimisations, errors-only
+    logging (a provider fallback is checked by the executor)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
 class OnnxExecutor(Executor):
     """An ONNX file run by an ONNX Runtime session.
 
@@ -96,12 +109,7 @@ class OnnxExecutor(Executor):
 
     def _open(self, ort: Any, providers: list[Any]) -> Any:
         """Create the session, refusing one that silently fell back to another provider."""
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads or 0
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only; a provider fallback is checked below
+        options = session_options(ort, self._threads)
         try:
             session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime's pybind errors share no base but Exception
