@@ -81,6 +81,34 @@ class TraceArrivals(BaseModel):
     path: str
 
 
+class NodeSlowdown(BaseModel):
+    """From a moment on, one node computes ``factor`` times slower than its profile says.
+
+    Models thermal throttling, a board swapped for a slower one, or a noisy neighbour. A later
+    entry for the same node replaces the factor (1.0 restores full speed). Routing policies are
+    not told: only what they measure shows it.
+
+    Attributes:
+        node: node id in the cluster file (``pi5-1`` for the first of ``count: 2``).
+        at_s: when, in seconds after the first arrival, or
+        at_fraction: when, as a fraction of the span of arrivals (0.5 = halfway).
+        factor: computation time multiplier, > 0 (3.0 = three times slower).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    node: str
+    at_s: float | None = Field(default=None, ge=0)
+    at_fraction: float | None = Field(default=None, ge=0, le=1)
+    factor: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _one_time(self) -> NodeSlowdown:
+        if (self.at_s is None) == (self.at_fraction is None):
+            raise ValueError("give exactly one of at_s or at_fraction")
+        return self
+
+
 Arrivals = Annotated[PoissonArrivals | MmppArrivals | TraceArrivals, Field(discriminator="kind")]
 
 
@@ -95,6 +123,7 @@ class ScenarioConfig(BaseModel):
         arrivals: the arrival process.
         rate_rps: mean arrival rate in requests per second, or
         load: mean arrival rate as a fraction of the cluster's estimated capacity.
+        slowdowns: nodes that become slower (or faster again) during the run.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -106,6 +135,7 @@ class ScenarioConfig(BaseModel):
     arrivals: Arrivals = Field(default_factory=PoissonArrivals)
     rate_rps: float | None = Field(default=None, gt=0)
     load: float | None = Field(default=None, gt=0)
+    slowdowns: list[NodeSlowdown] = Field(default_factory=list)
     base_dir: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

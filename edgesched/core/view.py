@@ -37,6 +37,9 @@ class ClusterState:
         latency_ewma_s: exponentially weighted mean of measured latencies per node (NaN until
             the first answer).
         latency_time_s: when ``latency_ewma_s`` was last updated (NaN until then).
+        slowdown_ewma: exponentially weighted mean, per node, of measured computation time over
+            the profile's solo latency (NaN until the first answer): how much slower the node
+            runs than its profile says, from interference, throttling or a wrong profile.
     """
 
     _SHAPES: ClassVar[dict[str, tuple[str, str]]] = {
@@ -47,7 +50,13 @@ class ClusterState:
         "link_active": ("q", "l"),
         "latency_ewma_s": ("d", "n"),
         "latency_time_s": ("d", "n"),
+        "slowdown_ewma": ("d", "n"),
     }
+
+    #: Fields that are measurements: NaN until the first one.
+    _MEASURED: ClassVar[frozenset[str]] = frozenset(
+        {"latency_ewma_s", "latency_time_s", "slowdown_ewma"}
+    )
 
     inflight: np.ndarray
     inflight_model: np.ndarray
@@ -56,6 +65,7 @@ class ClusterState:
     link_active: np.ndarray
     latency_ewma_s: np.ndarray
     latency_time_s: np.ndarray
+    slowdown_ewma: np.ndarray
 
     def __init__(self, n_nodes: int, n_models: int, n_links: int) -> None:
         """A state with nothing running and no measurement yet."""
@@ -64,7 +74,7 @@ class ClusterState:
         for name, (code, dim) in self._SHAPES.items():
             shape = dims[dim]
             size = int(np.prod(shape))
-            fill = float("nan") if name.startswith("latency") else 0
+            fill = float("nan") if name in self._MEASURED else 0
             buf = array(code, [fill] * size)
             self.raw[name] = buf
             setattr(self, name, np.frombuffer(buf, dtype=buf.typecode).reshape(shape))
@@ -166,6 +176,7 @@ class ClusterView:
     link_active: np.ndarray
     latency_ewma_s: np.ndarray
     latency_time_s: np.ndarray
+    slowdown_ewma: np.ndarray
 
     @property
     def n_nodes(self) -> int:

@@ -9,12 +9,14 @@ sent to a node and when the answer comes back, not when the child starts computi
 ``running_model`` is *approximated* as ``min(in-flight, instances)`` per node and model, and
 ``running_util`` as the sum of those running counts times the catalog utilisation of the model
 on the node's device. ``latency_ewma_s`` is an exponentially weighted mean of measured
-end-to-end latencies (dispatch to answer).
+end-to-end latencies (dispatch to answer), and ``slowdown_ewma`` one of measured execution time
+over the profile's latency for the same batch size.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Sequence
 
 from edgesched.core.cluster import Cluster
@@ -60,6 +62,11 @@ class LiveState:
         self._running_util = raw["running_util"]
         self._ewma = raw["latency_ewma_s"]
         self._ewma_time = raw["latency_time_s"]
+        self._slowdown = raw["slowdown_ewma"]
+        self._profiles = [
+            [cluster.profile(node, name) if name in node.models else None for name in model_names]
+            for node in cluster.nodes
+        ]
 
     def dispatch(self, node: int, model: int) -> None:
         """Record that one request of ``model`` was sent to ``node``."""
@@ -67,17 +74,28 @@ class LiveState:
         self._inflight_model[node * self._n_models + model] += 1
         self._update_running(node)
 
-    def finish(self, node: int, model: int, latency_s: float | None) -> None:
-        """Record that a request of ``model`` on ``node`` ended (``latency_s`` None: failed)."""
+    def finish(
+        self,
+        node: int,
+        model: int,
+        latency_s: float | None,
+        exec_s: float | None = None,
+        rows: int = 1,
+    ) -> None:
+        """Record that a request of ``model`` on ``node`` ended (``latency_s`` None: failed).
+
+        ``exec_s`` is the worker's execution time of the batch of ``rows`` that carried it, when
+        measured; it updates the node's measured slowdown.
+        """
         self._inflight[node] -= 1
         self._inflight_model[node * self._n_models + model] -= 1
         self._update_running(node)
         if latency_s is not None:
-            old = self._ewma[node]
-            self._ewma[node] = (
-                latency_s if math.isnan(old) else old + EWMA_WEIGHT * (latency_s - old)
-            )
+            _ewma_update(self._ewma, node, latency_s)
             self._ewma_time[node] = self._clock()
+        profile = self._profiles[node][model]
+        if exec_s is not None and profile is not None:
+            _ewma_update(self._slowdown, node, exec_s / profile.latency_at(rows))
 
     def _update_running(self, node: int) -> None:
         base = node * self._n_models
@@ -87,3 +105,8 @@ class LiveState:
             self._running_model[base + m] = running
             util += running * self._util[node][m]
         self._running_util[node] = util
+
+
+def _ewma_update(buf: array, i: int, value: float) -> None:
+    old = buf[i]
+    buf[i] = value if math.isnan(old) else old + EWMA_WEIGHT * (value - old)

@@ -562,7 +562,7 @@ class ServingCore:
                 live.finish(node, m.index, None)
                 self._node_gauge(node)
                 raise
-            live.finish(node, m.index, time.monotonic() - sent)
+            live.finish(node, m.index, time.monotonic() - sent, fut.exec_s, len(batch))
             self._node_gauge(node)
             return list(arrays), node, fut.exec_s
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from heapq import heappop, heappush
 from typing import Any
 
@@ -64,6 +64,8 @@ class Engine:
         power: device power model.
         rng: generator handed to the policy.
         progress: called with the number of arrivals handled so far, every chunk.
+        slowdowns: ``(time_s, node, factor)``: from ``time_s`` on, ``node`` computes ``factor``
+            times slower than its profile (running jobs stretch from that instant).
     """
 
     def __init__(
@@ -75,8 +77,10 @@ class Engine:
         power: PowerModel,
         rng: np.random.Generator,
         progress: Callable[[int], None] | None = None,
+        slowdowns: Sequence[tuple[float, int, float]] = (),
     ) -> None:
         self.cluster = cluster
+        self.slowdowns = sorted(slowdowns)
         self.workload = workload
         self.policy = policy
         self.interference = interference
@@ -142,12 +146,26 @@ class Engine:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._run()
+            decide, view = self.policy.decide, self.view
+            steps = self.steps()
+            try:
+                req = next(steps)
+                while True:
+                    req = steps.send(decide(req, view))
+            except StopIteration as done:
+                return done.value
         finally:
             if enabled:
                 gc.enable()
 
-    def _run(self) -> RunRecords:
+    def steps(self) -> Generator[Request, int, RunRecords]:
+        """The run, one routing decision at a time.
+
+        Yields each arriving request with the world advanced to its arrival; expects the index of
+        the node that serves it through ``send``. Returns the records when every request has
+        ended. :meth:`run` drives it with the policy's ``decide``; a training environment drives
+        it with the agent's actions. The policy still receives ``observe`` (when it overrides it).
+        """
         cluster, kernel, wl, policy = self.cluster, self.kernel, self.workload, self.policy
         view, state = self.view, self.state
         rec = self.records
@@ -187,7 +205,8 @@ class Engine:
         push, pop = heappush, heappop
         urgent, normal = URGENT * PRIORITY_STRIDE, NORMAL * PRIORITY_STRIDE
         observe = policy.observe if policy.wants_outcomes else None
-        decide = policy.decide
+        solo_of = view.solo_latency_s.tolist()
+        slow = raw["slowdown_ewma"]
 
         # A job is [work left (s), rate, model, energy counter at start, start time, request].
         # ``eshare[n]`` integrates dynamic power / running jobs on node n, so a job's energy share
@@ -275,6 +294,9 @@ class Engine:
             prev: float = ewma[n]
             ewma[n] = lat if prev != prev else prev + _EWMA * (lat - prev)
             ewma_t[n] = t
+            sd: float = (t - j[4]) / solo_of[n][m]
+            prev = slow[n]
+            slow[n] = sd if prev != prev else prev + _EWMA * (sd - prev)
             q = waiting[n][m]
             if q:  # the freed instance takes the next request waiting for it: same mix
                 new = [work_of[n][m], 0.0, m, es, t, q.popleft()]
@@ -314,6 +336,37 @@ class Engine:
                 due_at[n] = pending_at[n] = at
                 version[n] += 1
                 push(heap, (at, urgent + next(seq), node_done, n, version[n]))
+
+        factor = [1.0] * n_nodes  # computation time multiplier per node (slowdowns)
+
+        def slow_down(t: float, n: int, new_factor: float) -> None:
+            """From ``t`` on, node ``n`` computes ``new_factor`` times slower than profiled."""
+            ratio: float = new_factor / factor[n]
+            factor[n] = new_factor
+            work_of[n] = [w * ratio for w in work_of[n]]
+            js = jobs[n]
+            if not js:
+                return
+            dt: float = t - last[n]
+            last[n] = t
+            p: float = dynp[n] * dt
+            eshare[n] += p / len(js)
+            edyn[n] += p
+            soonest: float = inf
+            first = None
+            for j in js:
+                left: float = (j[0] - dt * j[1]) * ratio
+                j[0] = left
+                if left < soonest * j[1]:
+                    soonest, first = left / j[1], j
+            due[n] = first
+            at: float = t + max(soonest, 0.0)
+            due_at[n] = pending_at[n] = at
+            version[n] += 1
+            push(heap, (at, urgent + next(seq), node_done, n, version[n]))
+
+        for at_s, n, new_factor in self.slowdowns:
+            push(heap, (at_s, urgent + next(seq), slow_down, n, new_factor))
 
         # Shared links: bandwidth split among transfers (see SharedLink), one event per link.
         shared = [SharedLink(lk.bandwidth_bytes_per_s) for lk in cluster.links]
@@ -362,7 +415,7 @@ class Engine:
                 kernel.now = t
                 m = models[i]
                 req = Request(lo + i, m, t, sizes[i], slos[i])
-                n = decide(req, view)
+                n = yield req
                 try:
                     if not deployed[n][m] or n < 0:
                         raise misrouted(req, n)

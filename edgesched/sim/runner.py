@@ -17,7 +17,7 @@ from edgesched.errors import ConfigError
 from edgesched.policies import RoutePolicy, make
 from edgesched.sim.arrivals import Workload, build_workload
 from edgesched.sim.capacity import capacity_rps
-from edgesched.sim.engine import Engine
+from edgesched.sim.engine import Engine, RunRecords
 from edgesched.sim.interference import (
     InterferenceModel,
     NoInterference,
@@ -188,19 +188,60 @@ def simulate(
     route = make("route", policy) if isinstance(policy, str) else policy
     seed = scenario.seed if seed is None else seed
     workload = draw_workload(cluster, scenario, seed)
-    policy_rng = np.random.default_rng(_seeds(seed)[1])
     began = time.perf_counter()
-    engine = Engine(
+    engine = make_engine(cluster, scenario, workload, route, seed, progress)
+    rec = engine.run()
+    wall = time.perf_counter() - began
+    return collect(engine, rec, route.name, wall)
+
+
+def make_engine(
+    cluster: Cluster,
+    scenario: ScenarioConfig,
+    workload: Workload,
+    route: RoutePolicy,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+) -> Engine:
+    """The engine that :func:`simulate` runs (a training environment steps it instead)."""
+    return Engine(
         cluster,
         workload,
         route,
         make_interference(cluster),
         PowerModel(cluster.catalog),
-        policy_rng,
+        np.random.default_rng(_seeds(seed)[1]),
         progress,
+        resolve_slowdowns(cluster, scenario, workload),
     )
-    rec = engine.run()
-    wall = time.perf_counter() - began
+
+
+def resolve_slowdowns(
+    cluster: Cluster, scenario: ScenarioConfig, workload: Workload
+) -> list[tuple[float, int, float]]:
+    """The scenario's node slowdowns as ``(time_s, node index, factor)``.
+
+    Raises:
+        ConfigError: a slowdown names a node the cluster does not have.
+    """
+    index = {node.id: node.index for node in cluster.nodes}
+    begin = float(workload.times[0]) if len(workload) else 0.0
+    span = float(workload.times[-1]) - begin if len(workload) else 0.0
+    out = []
+    for s in scenario.slowdowns:
+        if s.node not in index:
+            raise ConfigError(
+                f"scenario {scenario.name!r}: slowdown of node {s.node!r}, which cluster "
+                f"{cluster.name!r} does not have (its nodes: {sorted(index)})"
+            )
+        at = begin + (s.at_s if s.at_s is not None else (s.at_fraction or 0.0) * span)
+        out.append((at, index[s.node], s.factor))
+    return out
+
+
+def collect(engine: Engine, rec: RunRecords, policy_name: str, wall: float) -> Result:
+    """The :class:`Result` of a finished engine run."""
+    cluster, workload = engine.cluster, engine.workload
     node = np.frombuffer(rec.node, dtype=np.int32)
     start = np.frombuffer(rec.start_s, dtype=np.float64)
     finish = np.frombuffer(rec.finish_s, dtype=np.float64)
@@ -211,7 +252,7 @@ def simulate(
     node_energy = idle * (end - begin) + np.array(engine.dynamic_energy_j)
     offloaded = np.array([nd.is_cloud for nd in cluster.nodes])[node]
     metrics = compute_metrics(
-        route.name,
+        policy_name,
         finish - workload.times,
         workload.slo_s,
         workload.models,
