@@ -69,5 +69,6 @@ for _name, _entry in {
     "min-energy": f"{_AWARE}:MinEnergyRoute",
     "edge-only": f"{_AWARE}:EdgeOnlyRoute",
     "cloud-only": f"{_AWARE}:CloudOnlyRoute",
+    "learned": "edgesched.policies.route_learned:LearnedRoute",
 }.items():
     register("route", _name, _entry)

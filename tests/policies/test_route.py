@@ -391,7 +391,9 @@ class Recorder(LeastLoadedRoute):
 def test_observe_is_opt_in() -> None:
     assert Recorder().wants_outcomes
     for name in names("route"):
-        assert not make("route", name).wants_outcomes
+        # only the learned router learns from outcomes, and only while online
+        assert make("route", name).wants_outcomes == (name == "learned")
+    assert not make("route", "learned", online=False).wants_outcomes
 
 
 def test_observe_gets_one_consistent_outcome_per_request(

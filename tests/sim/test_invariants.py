@@ -41,6 +41,7 @@ def instrumented(name: str) -> RoutePolicy:
             self.outcomes: list[Outcome] = []
 
         def observe(self, outcome: Outcome) -> None:
+            super().observe(outcome)  # a learning policy keeps learning
             self.outcomes.append(outcome)
 
     return Instrumented()

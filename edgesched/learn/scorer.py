@@ -1,0 +1,105 @@
+"""The exported learned router: a small per-node scoring network in plain numpy.
+
+The same multilayer perceptron scores every candidate node from its feature row
+(:mod:`edgesched.learn.features`), so one policy file serves clusters of any size and a decision
+costs one small matrix product over the candidate nodes. The file is an ``.npz`` holding the
+layer weights (``w0, b0, w1, b1, …``) and a JSON ``meta`` string: what the scores mean
+(``kind``: ``"q"`` = expected reward of sending the request there, from DQN; ``"logits"`` =
+action preferences, from PPO), the feature count, and how the file was made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesched.errors import ConfigError
+from edgesched.learn.features import N_FEATURES
+
+KINDS = ("q", "logits")
+
+
+@dataclass
+class NodeScorer:
+    """Maps feature rows ``[n, N_FEATURES]`` to one score per row: ``x @ skip + MLP(x)``.
+
+    Attributes:
+        weights: ``[(W, b), ...]`` per layer of the ReLU perceptron; the last has one output.
+        kind: ``"q"`` or ``"logits"`` (see the module docstring).
+        meta: provenance (algorithm, steps, scenario, command, evaluation).
+        skip: weights of the linear part (zeros when None).
+    """
+
+    weights: list[tuple[np.ndarray, np.ndarray]]
+    kind: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    skip: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"policy kind must be one of {KINDS}, got {self.kind!r}")
+        if self.weights[0][0].shape[0] != N_FEATURES or self.weights[-1][0].shape[1] != 1:
+            raise ConfigError(
+                f"policy weights do not fit: first layer takes {self.weights[0][0].shape[0]} "
+                f"features (this version computes {N_FEATURES}), last layer gives "
+                f"{self.weights[-1][0].shape[1]} outputs (must be 1); retrain with "
+                "`edgesched train routing`"
+            )
+        # Hot path: contiguous copies keep a forward pass to a few numpy calls.
+        self._layers = [(np.ascontiguousarray(w), b.copy()) for w, b in self.weights]
+        if self.skip is None:
+            self.skip = np.zeros(N_FEATURES)
+        # The linear part joins the output layer: one matrix product instead of two.
+        self._out = np.ascontiguousarray(self.skip[:, None])
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """One score per feature row."""
+        layers = self._layers
+        h = x
+        for w, b in layers[:-1]:
+            h = h @ w
+            h += b
+            np.maximum(h, 0.0, out=h)
+        w, b = layers[-1]
+        return (h @ w)[:, 0] + (x @ self._out)[:, 0] + b[0]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the policy file; returns its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {}
+        for i, (w, b) in enumerate(self.weights):
+            arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float64), b.astype(np.float64)
+        meta = {**self.meta, "kind": self.kind, "n_features": N_FEATURES}
+        assert self.skip is not None
+        arrays["skip"] = self.skip.astype(np.float64)
+        arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+        with path.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> NodeScorer:
+        """Read a policy file written by :meth:`save`.
+
+        Raises:
+            ConfigError: the file is missing, not a policy file, or from an incompatible version.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"no policy file at {path}; train one with `edgesched train routing`")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                n = sum(1 for k in data.files if k.startswith("w"))
+                weights = [(data[f"w{i}"], data[f"b{i}"]) for i in range(n)]
+                skip = data["skip"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{path} is not a routing policy file: {exc}") from None
+        if n == 0:
+            raise ConfigError(f"{path} holds no layers")
+        return cls(weights, meta.pop("kind"), meta, skip)
