@@ -12,6 +12,15 @@ import typer
 
 from edgesched._console import JsonOpt, console, err_console, progress
 from edgesched.errors import EdgeschedError
+from edgesched.learn.cli import train_app
+from edgesched.offload.cli import (
+    ConfidenceOpt,
+    OffloadOpt,
+    TargetOpt,
+    ThresholdOpt,
+    offload_app,
+    offload_spec,
+)
 from edgesched.plan.cli import plan
 from edgesched.profile.cli import profile_app
 from edgesched.serve.cli import compare, serve
@@ -30,10 +39,12 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(profile_app, name="profile")
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(offload_app, name="offload")
 app.command("serve")(serve)
 app.command("load")(load)
 app.command("compare")(compare)
 app.command("plan")(plan)
+app.add_typer(train_app, name="train")
 
 ClusterOpt = Annotated[
     Path | None,
@@ -113,18 +124,32 @@ def simulate(
     records: Annotated[
         Path | None, typer.Option(help="Write one CSV row per request to this file.")
     ] = None,
+    offload: OffloadOpt = None,
+    threshold: ThresholdOpt = None,
+    accuracy_target: TargetOpt = None,
+    confidence: ConfidenceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a scenario on a cluster under one routing policy and report latency, SLO and energy."""
+    """Run a scenario on a cluster under one routing policy and report latency, SLO and energy.
+
+    With --offload, requests of the cluster's serving.offload edge models may be answered again
+    by the cloud model (see `edgesched offload --help`); accuracy and offload rate are reported.
+    """
     from edgesched.sim.runner import simulate as run_sim
 
     if records is not None:
         _check_output_file(records)
+    spec = offload_spec(offload, threshold, accuracy_target, confidence)
     cl, sc = _load(cluster, scenario, requests, profile)
     with progress(as_json) as bar:
         task = bar.add_task(f"simulating {policy}", total=sc.requests)
         result = run_sim(
-            cl, sc, policy, seed=seed, progress=lambda n: bar.update(task, completed=n)
+            cl,
+            sc,
+            policy,
+            seed=seed,
+            progress=lambda n: bar.update(task, completed=n),
+            offload=spec,
         )
     if records is not None:
         try:
@@ -139,6 +164,11 @@ def simulate(
     from edgesched.bench.tables import metrics_table
 
     console.print(metrics_table([result.metrics], title=f"{sc.name} on {cl.name}"))
+    if spec is not None:
+        console.print(
+            f"offload {spec.policy}: {result.metrics.offload_rate:.1%} answered in the cloud, "
+            f"accuracy {result.metrics.accuracy:.4f}"
+        )
     console.print(
         f"{result.metrics.requests:,} requests simulated in {result.wall_s:.2f} s "
         f"({result.metrics.requests / result.wall_s:,.0f} requests/s)"

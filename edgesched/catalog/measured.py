@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from edgesched.core.confidence import SAMPLE_SUFFIX
 from edgesched.profile.schema import ProfileFile
 
 
@@ -48,6 +49,8 @@ def measured_profiles(device: str | None = None) -> list[MeasuredProfile]:
     out = []
     folder = measured_dir()
     for path in sorted(folder.glob("*.json")):
+        if path.name.endswith(SAMPLE_SUFFIX):
+            continue  # a confidence sample (edgesched.core.confidence), not a profile
         profile = ProfileFile.load(path)
         if device is None or profile.device == device:
             maps = tuple(sorted(folder.glob(f"{path.stem}*.png")))

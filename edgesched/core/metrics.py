@@ -22,7 +22,10 @@ class Metrics:
         energy_per_request_j: ``energy_total_j / requests``.
         offload_rate: share of requests served in the cloud.
         duration_s: simulated time from the first arrival to the last answer.
-        per_model: model name → latency mean/p99 and SLO attainment of that model's requests.
+        per_model: model name → latency mean/p99 and SLO attainment of that model's requests
+            (and their accuracy, where it is known).
+        accuracy: share of right answers among the requests whose correctness is known
+            (offloading models); None when it is known for none.
     """
 
     policy: str
@@ -39,6 +42,7 @@ class Metrics:
     offload_rate: float
     duration_s: float
     per_model: dict[str, dict[str, float]] = field(default_factory=dict)
+    accuracy: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict."""
@@ -55,14 +59,21 @@ def compute_metrics(
     start_s: float,
     end_s: float,
     energy_total_j: float,
+    correct: np.ndarray | None = None,
 ) -> Metrics:
-    """Aggregate per-request columns into :class:`Metrics`."""
+    """Aggregate per-request columns into :class:`Metrics`.
+
+    ``correct`` holds 1 (right), 0 (wrong) or -1 (not known) per request; None: none known.
+    """
     n = len(latency_s)
     if n == 0:
         raise ValueError("no requests to aggregate")
     met = latency_s <= slo_s
     duration = max(end_s - start_s, 1e-12)
     p50, p95, p99 = np.percentile(latency_s, [50, 95, 99])
+    if correct is None:
+        correct = np.full(n, -1, dtype=np.int8)
+    known = correct >= 0
     per_model = {}
     for m, name in enumerate(model_names):
         sel = models == m
@@ -74,6 +85,8 @@ def compute_metrics(
                 "latency_p99_s": float(np.percentile(lat, 99)),
                 "slo_attainment": float(met[sel].mean()),
             }
+            if known[sel].any():
+                per_model[name]["accuracy"] = float(correct[sel & known].mean())
     return Metrics(
         policy=policy,
         requests=n,
@@ -89,4 +102,5 @@ def compute_metrics(
         offload_rate=float(offloaded.mean()),
         duration_s=duration,
         per_model=per_model,
+        accuracy=float(correct[known].mean()) if known.any() else None,
     )

@@ -61,6 +61,7 @@ class Outcome:
         energy_j: its share of the serving device's dynamic energy.
         offloaded: served in the cloud.
         slo_s: its deadline.
+        correct: whether its answer was right, where that is known (None elsewhere).
     """
 
     request_id: int
@@ -72,6 +73,7 @@ class Outcome:
     energy_j: float
     offloaded: bool
     slo_s: float
+    correct: bool | None = None
 
     @property
     def latency_s(self) -> float:

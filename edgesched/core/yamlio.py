@@ -90,3 +90,31 @@ def dump_yaml(obj: BaseModel, path: str | Path) -> None:
     """Write a model as YAML (defaults left out)."""
     data = obj.model_dump(mode="json", exclude_defaults=True)
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def load_json(path: str | Path, model: type[M], what: str, hint: str = "") -> M:
+    """Read and validate a JSON file of ``model``; ``what`` names it in errors (``"profile"``).
+
+    Raises:
+        ConfigError: unreadable, not JSON, or invalid (naming the first bad field, then ``hint``).
+    """
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = err.error_count() - 1
+        raise ConfigError(
+            f"{path}: not a valid {what}: {field}: {first['msg']}"
+            + (f" (and {more} more errors)" if more else "")
+            + (f" ({hint})" if hint else "")
+        ) from None

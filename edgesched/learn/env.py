@@ -181,8 +181,7 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
         req = self._request
         obs = np.zeros((self.n_nodes, N_FEATURES + 1), np.float32)
         nodes = self.features.nodes(req.model)
-        obs[nodes, :N_FEATURES] = self.features.rows(req.model, req.slo_s)
-        obs[nodes, N_FEATURES] = 1.0
+        obs[nodes] = self.features.rows(req.model, req.slo_s)  # its last column: the mask
         return obs
 
     def action_masks(self) -> np.ndarray:

@@ -17,11 +17,13 @@ scale, so that one scorer serves every model and every cluster size. Columns:
  7    1 for a cloud node
  8    log expected dynamic energy of the request there / the model's smallest
  9    log SLO / ref
-10    power drawn now / peak power
+10    utilisation capped at 1 (the share of the node's power range drawn now)
 11    the node's learned correction (log)
 ====  =====================================================================================
 
-Nodes that do not serve the model get a zero row; :data:`N_FEATURES` counts the columns.
+:data:`N_FEATURES` counts these columns; :meth:`RoutingFeatures.rows` appends a column of ones
+(the scorer's bias input; in the environment's observation it marks the nodes serving the model,
+and the rows of the other nodes are all zeros).
 
 **Online learning.** The profile-based estimate is wrong when a board throttles, a profile is
 off, or interference is not what the model says. The features learn each node's error from
@@ -72,18 +74,23 @@ class RoutingFeatures:
         self._mec = MinExpectedCompletionRoute()
         self._mec.reset(view, np.random.default_rng(0))
         self._ref: list[float] = []
-        self._static: list[np.ndarray] = []
-        self._log_energy: list[np.ndarray] = []
         self._ref_energy: list[float] = []
+        self._template: list[np.ndarray] = []  # the columns that never change, per model
+        self._inv_deployed: list[np.ndarray] = []
         for m in range(len(view.model_names)):
             t = self._mec._tables[m]
             ref = float(t.solo.min())
             energy = np.maximum(t.dyn_energy * t.solo, 1e-9)
             self._ref.append(ref)
             self._ref_energy.append(float(energy.min()))
-            self._static.append(np.log(t.solo / ref))
-            self._log_energy.append(np.log(energy / energy.min()))
-        self._span = view.peak_power_w - view.idle_power_w
+            x = np.zeros((t.nodes.size, N_FEATURES + 1))
+            x[:, 1] = np.log(t.solo / ref)
+            x[:, 6] = np.log1p((t.rtt + t.send) / ref)
+            x[:, 7] = view.is_cloud[t.nodes]
+            x[:, 8] = np.log(energy / energy.min())
+            x[:, N_FEATURES] = 1.0
+            self._template.append(np.clip(x, -CLIP, CLIP))
+            self._inv_deployed.append(1.0 / t.deployed)
 
     def nodes(self, model: int) -> np.ndarray:
         """Indices of the nodes the router may choose for ``model``."""
@@ -98,27 +105,23 @@ class RoutingFeatures:
         return self._ref_energy[model]
 
     def rows(self, model: int, slo_s: float) -> np.ndarray:
-        """Feature rows ``[len(nodes(model)), N_FEATURES]`` for a request of ``model``."""
+        """Feature rows ``[len(nodes(model)), N_FEATURES + 1]`` for a request of ``model``."""
         view, t = self.view, self._mec._tables[model]
         nodes = t.nodes
-        ref = self._ref[model]
-        x = np.empty((nodes.size, N_FEATURES))
-        estimate = np.log(self._mec.expected_completion(model, view) / ref)
+        inv = self._inv_deployed[model]
+        x = self._template[model].copy()
+        inflight = view.inflight_model[nodes, model]
+        util = view.running_util[nodes]
+        expected = self._mec.estimate(model, util, inflight, view)
+        estimate = np.log(expected * (1.0 / self._ref[model]))
         self._estimate = estimate
         corr = self.correction[nodes]
         x[:, 0] = estimate + corr
-        x[:, 1] = self._static[model]
-        inflight = view.inflight_model[nodes, model]
-        x[:, 2] = np.maximum(inflight - t.deployed, 0) / t.deployed
-        x[:, 3] = inflight / t.deployed
-        util = view.running_util[nodes]
+        x[:, 2] = np.maximum(inflight - t.deployed, 0) * inv
+        x[:, 3] = inflight * inv
         x[:, 4] = util
-        slow = view.slowdown_ewma[nodes]
-        x[:, 5] = np.log(np.where(np.isnan(slow), 1.0, np.maximum(slow, 1e-3)))
-        x[:, 6] = np.log1p((t.rtt + t.send) / ref)
-        x[:, 7] = view.is_cloud[nodes]
-        x[:, 8] = self._log_energy[model]
-        x[:, 9] = math.log(slo_s / ref)
+        x[:, 5] = np.log(np.fmax(np.nan_to_num(view.slowdown_ewma[nodes], nan=1.0), 1e-3))
+        x[:, 9] = math.log(slo_s / self._ref[model])
         x[:, 10] = np.minimum(util, 1.0)
         x[:, 11] = corr
         np.clip(x, -CLIP, CLIP, out=x)

@@ -49,23 +49,19 @@ class NodeScorer:
                 f"{self.weights[-1][0].shape[1]} outputs (must be 1); retrain with "
                 "`edgesched train routing`"
             )
-        # Hot path: contiguous copies keep a forward pass to a few numpy calls.
-        self._layers = [(np.ascontiguousarray(w), b.copy()) for w, b in self.weights]
         if self.skip is None:
             self.skip = np.zeros(N_FEATURES)
-        # The linear part joins the output layer: one matrix product instead of two.
-        self._out = np.ascontiguousarray(self.skip[:, None])
+        self._fused = _fuse(self.weights, self.skip)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """One score per feature row."""
-        layers = self._layers
+        """One score per row of ``x``: ``[n, N_FEATURES + 1]``, the last column all ones (as
+        :meth:`RoutingFeatures.rows <edgesched.learn.features.RoutingFeatures.rows>` gives)."""
+        fused = self._fused
         h = x
-        for w, b in layers[:-1]:
+        for w in fused[:-1]:
             h = h @ w
-            h += b
             np.maximum(h, 0.0, out=h)
-        w, b = layers[-1]
-        return (h @ w)[:, 0] + (x @ self._out)[:, 0] + b[0]
+        return (h @ fused[-1])[:, 0]
 
     def save(self, path: str | Path) -> Path:
         """Write the policy file; returns its path."""
@@ -103,3 +99,32 @@ class NodeScorer:
         if n == 0:
             raise ConfigError(f"{path} holds no layers")
         return cls(weights, meta.pop("kind"), meta, skip)
+
+
+def _fuse(weights: list[tuple[np.ndarray, np.ndarray]], skip: np.ndarray) -> list[np.ndarray]:
+    """The same function as matrix products and ReLUs only: a decision's hot path.
+
+    Biases ride on the input's column of ones, which every layer passes on as its last unit;
+    the linear part ``x @ skip`` rides through the ReLUs as the two units ``relu(s)`` and
+    ``relu(-s)`` and is put back together by the output layer.
+    """
+    fused = []
+    w, b = weights[0]
+    first = np.zeros((N_FEATURES + 1, w.shape[1] + 3))
+    first[:N_FEATURES, : w.shape[1]] = w
+    first[N_FEATURES, : w.shape[1]] = b
+    first[:N_FEATURES, -3] = skip
+    first[:N_FEATURES, -2] = -skip
+    first[N_FEATURES, -1] = 1.0
+    fused.append(first)
+    for w, b in weights[1:]:
+        n_in, n_out = w.shape
+        layer = np.zeros((n_in + 3, n_out + 3 if n_out > 1 else 1))
+        layer[:n_in, :n_out] = w
+        layer[n_in + 2, :n_out] = b
+        if n_out > 1:
+            layer[n_in, -3] = layer[n_in + 1, -2] = layer[n_in + 2, -1] = 1.0
+        else:  # the output: put the linear part back together
+            layer[n_in, 0], layer[n_in + 1, 0] = 1.0, -1.0
+        fused.append(np.ascontiguousarray(layer))
+    return fused

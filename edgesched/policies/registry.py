@@ -60,15 +60,26 @@ def make(point: str, name: str, **kwargs: Any) -> Any:
 
 _BASE = "edgesched.policies.route_baselines"
 _AWARE = "edgesched.policies.route_aware"
-for _name, _entry in {
-    "random": f"{_BASE}:RandomRoute",
-    "round-robin": f"{_BASE}:RoundRobinRoute",
-    "least-loaded": f"{_BASE}:LeastLoadedRoute",
-    "pow2": f"{_BASE}:PowerOfTwoRoute",
-    "min-expected-completion": f"{_AWARE}:MinExpectedCompletionRoute",
-    "min-energy": f"{_AWARE}:MinEnergyRoute",
-    "edge-only": f"{_AWARE}:EdgeOnlyRoute",
-    "cloud-only": f"{_AWARE}:CloudOnlyRoute",
-    "learned": "edgesched.policies.route_learned:LearnedRoute",
-}.items():
-    register("route", _name, _entry)
+_OFFLOAD = "edgesched.policies.offload"
+_BUILT_IN = {
+    "route": {
+        "random": f"{_BASE}:RandomRoute",
+        "round-robin": f"{_BASE}:RoundRobinRoute",
+        "least-loaded": f"{_BASE}:LeastLoadedRoute",
+        "pow2": f"{_BASE}:PowerOfTwoRoute",
+        "min-expected-completion": f"{_AWARE}:MinExpectedCompletionRoute",
+        "min-energy": f"{_AWARE}:MinEnergyRoute",
+        "edge-only": f"{_AWARE}:EdgeOnlyRoute",
+        "cloud-only": f"{_AWARE}:CloudOnlyRoute",
+        "learned": "edgesched.policies.route_learned:LearnedRoute",
+    },
+    "offload": {
+        "never": f"{_OFFLOAD}:NeverOffload",
+        "always": f"{_OFFLOAD}:AlwaysOffload",
+        "threshold": f"{_OFFLOAD}:ThresholdOffload",
+        "accuracy-target": f"{_OFFLOAD}:AccuracyTargetOffload",
+    },
+}
+for _point, _entries in _BUILT_IN.items():
+    for _name, _entry in _entries.items():
+        register(_point, _name, _entry)

@@ -70,9 +70,18 @@ class MinExpectedCompletionRoute(RoutePolicy):
         """Expected seconds to answer a new request of ``model`` on each eligible node."""
         t = self._tables[model]
         nodes = t.nodes
-        service = t.solo * (1.0 + t.alpha * view.running_util[nodes])
-        ahead = view.inflight_model[nodes, model] - t.deployed + 1
-        queue = np.maximum(ahead, 0) / t.deployed * service
+        return self.estimate(
+            model, view.running_util[nodes], view.inflight_model[nodes, model], view
+        )
+
+    def estimate(
+        self, model: int, util: np.ndarray, inflight: np.ndarray, view: ClusterView
+    ) -> np.ndarray:
+        """:meth:`expected_completion` from the eligible nodes' running utilisation and
+        in-flight requests of ``model``, for callers that read those already."""
+        t = self._tables[model]
+        service = t.solo * (1.0 + t.alpha * util)
+        queue = np.maximum(inflight - t.deployed + 1, 0) / t.deployed * service
         transfer = t.rtt + t.send * (1 + t.shared * view.link_active[t.link])
         return transfer + queue + service
 

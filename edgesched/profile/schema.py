@@ -9,14 +9,13 @@ configuration with the meter that measured it. Every figure keeps its spread.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from edgesched.errors import ConfigError
+from edgesched.core.yamlio import load_json
 
 FORMAT = "edgesched-profile/1"
 
@@ -154,22 +153,7 @@ class ProfileFile(BaseModel):
         Raises:
             ConfigError: unreadable, not JSON, or not a valid profile (naming the field).
         """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read profile: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise ConfigError(
-                f"{path}: not a valid {FORMAT} profile: {field}: {first['msg']}"
-                + (f" (and {err.error_count() - 1} more errors)" if err.error_count() > 1 else "")
-            ) from None
+        return load_json(path, cls, f"{FORMAT} profile")
 
     @classmethod
     def json_schema(cls) -> dict[str, object]:

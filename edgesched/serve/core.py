@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from edgesched.core.cluster import Cluster
+from edgesched.core.confidence import confidence
 from edgesched.core.request import Outcome, Request
 from edgesched.errors import ConfigError
 from edgesched.serve._batcher import DynamicBatcher
@@ -84,16 +85,6 @@ class InferResult:
 
     outputs: dict[str, np.ndarray]
     parameters: dict[str, Any]
-
-
-def confidence(output: np.ndarray) -> np.ndarray:
-    """Top-class confidence per row: the largest probability, after a softmax unless the rows
-    already are probability vectors (non-negative, summing to 1)."""
-    x = output.reshape(len(output), -1).astype(np.float64)
-    if not (np.all(x >= 0) and np.allclose(x.sum(axis=1), 1.0, atol=1e-3)):
-        x = np.exp(x - x.max(axis=1, keepdims=True))
-        x /= x.sum(axis=1, keepdims=True)
-    return x.max(axis=1)
 
 
 class ServingCore:

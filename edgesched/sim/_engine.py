@@ -7,6 +7,12 @@ then waits for a free instance of its model, then computes. Every computing job 
 so each start or finish re-rates only the jobs on that node (processor sharing with interference).
 Dynamic power follows the mix; energy is integrated per node between events.
 
+Confidence offload (an :class:`~edgesched.sim.offload.OffloadPlan`): when an edge node finishes a
+request of an offloading model, the request's answer is one input drawn from the pair's measured
+confidence sample; the pair's offload policy decides on its confidence, and an offloaded request
+crosses a cloud node's link and runs the cloud model there. Its record keeps the edge node and
+start; its finish, energy and correctness are the whole journey's.
+
 Hot path notes: per-node state lives in plain lists indexed by node, and the rates and power of a
 mix are computed once per (device, mix) and cached. ``benchmarks/sim_speed.py`` measures it.
 
@@ -35,6 +41,7 @@ from edgesched.sim.arrivals import Workload
 from edgesched.sim.interference import InterferenceModel
 from edgesched.sim.kernel import NORMAL, PRIORITY_STRIDE, URGENT, Kernel
 from edgesched.sim.links import SharedLink
+from edgesched.sim.offload import OffloadPlan
 from edgesched.sim.power import PowerModel
 
 _EWMA = 0.1  # weight of a new latency in the per-node moving average
@@ -44,13 +51,19 @@ _MASK = (1 << _BITS) - 1
 
 
 class RunRecords:
-    """Per-request results as compact columns (one typed array per field)."""
+    """Per-request results as compact columns (one typed array per field).
+
+    ``offloaded`` is 1 where the cloud model answered in the edge model's place; ``correct`` is
+    1 or 0 where the answer's correctness is known (offloading models), else -1.
+    """
 
     def __init__(self, n: int) -> None:
         self.node = array("i", bytes(4 * n))
         self.start_s = array("d", bytes(8 * n))
         self.finish_s = array("d", bytes(8 * n))
         self.energy_j = array("d", bytes(8 * n))
+        self.offloaded = array("b", bytes(n))
+        self.correct = array("b", b"\xff" * n)
 
 
 class Engine:
@@ -66,6 +79,8 @@ class Engine:
         progress: called with the number of arrivals handled so far, every chunk.
         slowdowns: ``(time_s, node, factor)``: from ``time_s`` on, ``node`` computes ``factor``
             times slower than its profile (running jobs stretch from that instant).
+        offload: confidence offload pairs and their policies (None: no offload); the workload's
+            model names must include the pairs' cloud models.
     """
 
     def __init__(
@@ -78,8 +93,10 @@ class Engine:
         rng: np.random.Generator,
         progress: Callable[[int], None] | None = None,
         slowdowns: Sequence[tuple[float, int, float]] = (),
+        offload: OffloadPlan | None = None,
     ) -> None:
         self.cluster = cluster
+        self.offload = offload
         self.slowdowns = sorted(slowdowns)
         self.workload = workload
         self.policy = policy
@@ -199,6 +216,7 @@ class Engine:
             rec.finish_s,
             rec.energy_j,
         )
+        rec_off, rec_ok = rec.offloaded, rec.correct
         # Hot path: events go straight onto the kernel's heap with the kernel's own sequence
         # counter (Kernel.schedule adds only a past-time check that these callers cannot fail).
         heap, seq = kernel.heap, kernel.seq
@@ -222,6 +240,18 @@ class Engine:
         due_at = [0.0] * n_nodes
         pending_at = [inf] * n_nodes
         due: list[list[Any] | None] = [None] * n_nodes
+
+        # Offload: ``tracked[m]`` marks the models of a pair, whose answers ``settle`` records;
+        # ``legs`` holds, per offloaded request id, what its edge leg left behind.
+        plan = self.offload
+        offloading = plan is not None
+        pair_of: list[Any] = [None] * n_models
+        tracked = [False] * n_models
+        legs: dict[int, tuple[Request, int, float, float, int]] = {}
+        for pair in plan.pairs if plan is not None else ():
+            pair_of[pair.edge_model] = pair
+            tracked[pair.edge_model] = tracked[pair.cloud_model] = True
+        draw = plan.draws.next if plan is not None else None
 
         def deliver(t: float, n: int, req: Request) -> None:
             m = req.model
@@ -286,10 +316,14 @@ class Engine:
             energy: float = es - j[3]
             inflight[n] -= 1
             inflight_model[n * n_models + m] -= 1
-            rec_node[rid] = n
-            rec_start[rid] = j[4]
-            rec_finish[rid] = t
-            rec_energy[rid] = energy
+            if offloading and tracked[m]:
+                done = settle(t, n, req, j[4], energy)
+            else:
+                done = req
+                rec_node[rid] = n
+                rec_start[rid] = j[4]
+                rec_finish[rid] = t
+                rec_energy[rid] = energy
             lat: float = t - req.arrival_s
             prev: float = ewma[n]
             ewma[n] = lat if prev != prev else prev + _EWMA * (lat - prev)
@@ -305,9 +339,23 @@ class Engine:
                 code[n] -= unit[m]
                 free[n][m] += 1
                 running_model[n * n_models + m] -= 1
-            if observe is not None:
+            if observe is not None and done is not None:
                 kernel.now = t
-                observe(Outcome(rid, m, n, req.arrival_s, j[4], t, energy, is_cloud[n], req.slo_s))
+                ok = rec_ok[rid]
+                observe(
+                    Outcome(
+                        rid,
+                        done.model,
+                        rec_node[rid],
+                        done.arrival_s,
+                        rec_start[rid],
+                        t,
+                        rec_energy[rid],
+                        is_cloud[n],
+                        done.slo_s,
+                        None if ok < 0 else ok == 1,
+                    )
+                )
             rates, dynp[n], running_util[n] = node_cache[n].get(code[n]) or mix_of(
                 device[n], code[n]
             )
@@ -336,6 +384,43 @@ class Engine:
                 due_at[n] = pending_at[n] = at
                 version[n] += 1
                 push(heap, (at, urgent + next(seq), node_done, n, version[n]))
+
+        def settle(t: float, n: int, req: Request, start: float, energy: float) -> Request | None:
+            """Record node ``n``'s answer to ``req``, of an offload pair's model.
+
+            An edge answer of the edge model is one input drawn from the pair's measured sample;
+            if the pair's policy offloads it, the request leaves for the least loaded cloud node
+            serving the cloud model (its record is completed when that answers). Returns the
+            request as it arrived once it is answered, None while it goes on.
+            """
+            rid = req.id
+            leg = legs.pop(rid, None)
+            if leg is not None:  # the cloud model answered an offloaded request
+                first, edge_n, edge_start, edge_energy, ok = leg
+                rec_node[rid] = edge_n
+                rec_start[rid] = edge_start
+                rec_finish[rid] = t
+                rec_energy[rid] = edge_energy + energy
+                rec_off[rid] = 1
+                rec_ok[rid] = ok
+                return first
+            rec_node[rid] = n
+            rec_start[rid] = start
+            rec_finish[rid] = t
+            rec_energy[rid] = energy
+            pair = pair_of[req.model]
+            if pair is None:  # the cloud model asked directly: its correctness is not drawn
+                return req
+            k = int(draw() * len(pair.confidence))
+            kernel.now = t
+            if is_cloud[n] or not pair.policy.decide(req, pair.confidence[k], view):
+                rec_ok[rid] = pair.edge_correct[k]
+                return req
+            legs[rid] = (req, n, start, energy, pair.cloud_correct[k])
+            c = min(pair.cloud_nodes, key=inflight.__getitem__)
+            up = Request(rid, pair.cloud_model, t, req.input_bytes, req.slo_s, n)
+            push(heap, (t, normal + next(seq), send, c, up))
+            return None
 
         factor = [1.0] * n_nodes  # computation time multiplier per node (slowdowns)
 
@@ -399,6 +484,26 @@ class Engine:
         link_rtt = [lk.rtt_s if lk else 0.0 for lk in node_link]
         link_bw = [lk.bandwidth_bytes_per_s if lk else 1.0 for lk in node_link]
         link_idx = [lk.index if lk else -1 for lk in node_link]
+
+        def send(t: float, n: int, req: Request) -> None:
+            """Send ``req`` to node ``n`` at ``t``: over the node's link, then to its queue.
+
+            The arrival loop below does the same inline (it is the hot path).
+            """
+            inflight[n] += 1
+            inflight_model[n * n_models + req.model] += 1
+            kind = link_kind[n]
+            if kind == 1:
+                at = t + link_rtt[n] + req.input_bytes / link_bw[n]
+                push(heap, (at, normal + next(seq), deliver, n, req))
+            elif kind == 0:
+                deliver(t, n, req)
+            else:
+                k = link_idx[n]
+                shared[k].add(t, req.input_bytes, (n, req))
+                link_active[k] += 1
+                link_reschedule(k)
+
         total = len(wl)
         for lo in range(0, total, _CHUNK):
             hi = min(lo + _CHUNK, total)
@@ -421,6 +526,7 @@ class Engine:
                         raise misrouted(req, n)
                 except (IndexError, TypeError):
                     raise misrouted(req, n) from None
+                # send(t, n, req), inlined: this is the hot path.
                 inflight[n] += 1
                 inflight_model[n * n_models + m] += 1
                 kind = link_kind[n]

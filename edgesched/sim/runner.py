@@ -23,6 +23,7 @@ from edgesched.sim.interference import (
     NoInterference,
     ParametricInterference,
 )
+from edgesched.sim.offload import OffloadSpec, plan_offload
 from edgesched.sim.power import PowerModel
 
 
@@ -32,14 +33,16 @@ class Result:
 
     Attributes:
         cluster: the cluster simulated.
-        workload: the requests.
-        node: serving node index per request.
+        workload: the requests (with offload, its model names include the cloud models).
+        node: serving node index per request (for an offloaded one, the edge node).
         start_s: computation start per request.
         finish_s: answer time per request.
         energy_j: dynamic energy share per request.
         node_energy_j: total (idle + dynamic) energy per node.
         metrics: the aggregates.
         wall_s: wall-clock seconds the simulation took.
+        offloaded: per request, answered in the cloud (served there, or offloaded to it).
+        correct: per request, 1 if its answer was right, 0 if wrong, -1 where not known.
     """
 
     cluster: Cluster
@@ -51,6 +54,8 @@ class Result:
     node_energy_j: np.ndarray
     metrics: Metrics
     wall_s: float
+    offloaded: np.ndarray
+    correct: np.ndarray
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -58,11 +63,15 @@ class Result:
         return self.finish_s - self.workload.times
 
     def write_records(self, path: str | Path) -> None:
-        """Write one CSV row per request."""
+        """Write one CSV row per request.
+
+        A run that knows answers' correctness (offloading models) adds a ``correct`` column:
+        1, 0, or empty where not known.
+        """
         wl, names = self.workload, self.workload.model_names
         ids = [node.id for node in self.cluster.nodes]
-        cloud = [node.is_cloud for node in self.cluster.nodes]
         lat = self.latency_s
+        with_correct = bool((self.correct >= 0).any())
         with Path(path).open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(
@@ -78,6 +87,7 @@ class Result:
                     "slo_met",
                     "energy_j",
                     "offloaded",
+                    *(["correct"] if with_correct else []),
                 ]
             )
             cols = zip(
@@ -89,24 +99,27 @@ class Result:
                 lat.tolist(),
                 wl.slo_s.tolist(),
                 self.energy_j.tolist(),
+                self.offloaded.tolist(),
+                self.correct.tolist(),
                 strict=True,
             )
-            for i, (m, n, a, s, fin, la, slo, e) in enumerate(cols):
-                w.writerow(
-                    [
-                        i,
-                        names[m],
-                        ids[n],
-                        f"{a:.9f}",
-                        f"{s:.9f}",
-                        f"{fin:.9f}",
-                        f"{la:.9f}",
-                        slo,
-                        int(la <= slo),
-                        f"{e:.6g}",
-                        int(cloud[n]),
-                    ]
-                )
+            for i, (m, n, a, s, fin, la, slo, e, off, ok) in enumerate(cols):
+                row = [
+                    i,
+                    names[m],
+                    ids[n],
+                    f"{a:.9f}",
+                    f"{s:.9f}",
+                    f"{fin:.9f}",
+                    f"{la:.9f}",
+                    slo,
+                    int(la <= slo),
+                    f"{e:.6g}",
+                    int(off),
+                ]
+                if with_correct:
+                    row.append("" if ok < 0 else ok)
+                w.writerow(row)
 
 
 def make_interference(cluster: Cluster) -> InterferenceModel:
@@ -144,8 +157,12 @@ def default_input_bytes(cluster: Cluster, scenario: ScenarioConfig) -> dict[str,
 
 
 def _seeds(seed: int) -> list[np.random.SeedSequence]:
-    """Independent streams for the workload and the policy, derived from one seed."""
-    return np.random.SeedSequence(seed).spawn(2)
+    """Independent streams for the workload, the routing policy and offload, from one seed.
+
+    Spawned children do not depend on how many are spawned, so adding a stream leaves the
+    others (and every earlier result) unchanged.
+    """
+    return np.random.SeedSequence(seed).spawn(3)
 
 
 def draw_workload(cluster: Cluster, scenario: ScenarioConfig, seed: int | None = None) -> Workload:
@@ -165,6 +182,7 @@ def simulate(
     policy: str | RoutePolicy,
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
+    offload: OffloadSpec | None = None,
 ) -> Result:
     """Run ``scenario`` on ``cluster`` with a routing policy (a registry name or an instance).
 
@@ -174,9 +192,12 @@ def simulate(
         policy: e.g. ``"pow2"`` or a :class:`RoutePolicy`.
         seed: overrides the scenario's seed.
         progress: called with the number of arrivals handled, now and then.
+        offload: confidence offload of the cluster's ``serving.offload`` pairs (None: none; see
+            :mod:`edgesched.sim.offload`).
 
     Raises:
-        ConfigError: the scenario asks for a model the cluster does not serve.
+        ConfigError: the scenario asks for a model the cluster does not serve, or the offload
+            cannot be set up (see :func:`~edgesched.sim.offload.plan_offload`).
         UnknownNameError: unknown policy name.
     """
     missing = sorted(set(scenario.models) - set(cluster.model_names))
@@ -189,7 +210,7 @@ def simulate(
     seed = scenario.seed if seed is None else seed
     workload = draw_workload(cluster, scenario, seed)
     began = time.perf_counter()
-    engine = make_engine(cluster, scenario, workload, route, seed, progress)
+    engine = make_engine(cluster, scenario, workload, route, seed, progress, offload)
     rec = engine.run()
     wall = time.perf_counter() - began
     return collect(engine, rec, route.name, wall)
@@ -202,17 +223,23 @@ def make_engine(
     route: RoutePolicy,
     seed: int,
     progress: Callable[[int], None] | None = None,
+    offload: OffloadSpec | None = None,
 ) -> Engine:
     """The engine that :func:`simulate` runs (a training environment steps it instead)."""
+    seeds = _seeds(seed)
+    plan = None
+    if offload is not None:
+        workload, plan = plan_offload(cluster, workload, offload, np.random.default_rng(seeds[2]))
     return Engine(
         cluster,
         workload,
         route,
         make_interference(cluster),
         PowerModel(cluster.catalog),
-        np.random.default_rng(_seeds(seed)[1]),
+        np.random.default_rng(seeds[1]),
         progress,
         resolve_slowdowns(cluster, scenario, workload),
+        plan,
     )
 
 
@@ -250,7 +277,9 @@ def collect(engine: Engine, rec: RunRecords, policy_name: str, wall: float) -> R
     idle = np.array([nd.device.idle_power_w.value for nd in cluster.nodes])
     begin = float(workload.times[0])
     node_energy = idle * (end - begin) + np.array(engine.dynamic_energy_j)
-    offloaded = np.array([nd.is_cloud for nd in cluster.nodes])[node]
+    is_cloud = np.array([nd.is_cloud for nd in cluster.nodes])
+    offloaded = is_cloud[node] | np.frombuffer(rec.offloaded, dtype=np.int8).astype(bool)
+    correct = np.frombuffer(rec.correct, dtype=np.int8)
     metrics = compute_metrics(
         policy_name,
         finish - workload.times,
@@ -261,5 +290,18 @@ def collect(engine: Engine, rec: RunRecords, policy_name: str, wall: float) -> R
         begin,
         end,
         float(node_energy.sum()),
+        correct,
     )
-    return Result(cluster, workload, node, start, finish, energy, node_energy, metrics, wall)
+    return Result(
+        cluster,
+        workload,
+        node,
+        start,
+        finish,
+        energy,
+        node_energy,
+        metrics,
+        wall,
+        offloaded,
+        correct,
+    )

@@ -17,6 +17,11 @@ from edgesched.sim.runner import simulate
 from tests.builders import toy_cluster, toy_scenario
 
 
+def _with_ones(rows: np.ndarray) -> np.ndarray:
+    """Feature rows with the trailing column of ones that the scorer takes."""
+    return np.hstack([rows, np.ones((rows.shape[0], 1))])
+
+
 @pytest.fixture(scope="module", params=["dqn", "ppo"])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp(request.param) / "policy.npz"
@@ -30,7 +35,7 @@ def test_training_writes_a_policy_file_that_loads_back_identically(trained) -> N
     loaded = NodeScorer.load(out)
     assert loaded.kind == ("q" if algo == "dqn" else "logits")
     assert loaded.meta["algo"] == algo and loaded.meta["steps"] == 300
-    x = np.random.default_rng(0).normal(size=(5, N_FEATURES))
+    x = _with_ones(np.random.default_rng(0).normal(size=(5, N_FEATURES)))
     np.testing.assert_allclose(loaded.scores(x), scorer.scores(x))
 
 
@@ -55,16 +60,17 @@ def test_numpy_scores_equal_the_torch_networks(algo: str) -> None:
     rows = np.random.default_rng(1).normal(size=(7, N_FEATURES)).astype(np.float32)
     with torch.no_grad():
         expected = mlp(torch.as_tensor(rows)[None])[0][0].numpy()
-    np.testing.assert_allclose(mlp.export("q", {}).scores(rows), expected, rtol=1e-5, atol=1e-5)
+    scores = mlp.export("q", {}).scores(_with_ones(rows))
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_new_network_ranks_nodes_like_the_heuristic_estimate() -> None:
     from edgesched.learn.nets import NodeMLP
 
     mlp = NodeMLP((8,), prior=5.0)
-    rows = np.zeros((4, N_FEATURES), np.float32)
+    rows = np.zeros((4, N_FEATURES))
     rows[:, 0] = [0.3, 0.1, 0.9, 0.5]  # log expected completion
-    scores = mlp.export("logits", {}).scores(rows)
+    scores = mlp.export("logits", {}).scores(_with_ones(rows))
     assert int(np.argmax(scores)) == 1
 
 
