@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from edgesched._console import JsonOpt, console, err_console, progress
+from edgesched.bench.routing_cli import routing
 from edgesched.errors import EdgeschedError
 from edgesched.learn.cli import train_app
 from edgesched.offload.cli import (
@@ -45,6 +46,12 @@ app.command("load")(load)
 app.command("compare")(compare)
 app.command("plan")(plan)
 app.add_typer(train_app, name="train")
+bench_app = typer.Typer(
+    help="Run scenario suites over several seeds and write tables, JSON and plots.",
+    no_args_is_help=True,
+)
+bench_app.command("routing")(routing)
+app.add_typer(bench_app, name="bench")
 
 ClusterOpt = Annotated[
     Path | None,

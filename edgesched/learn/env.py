@@ -15,7 +15,8 @@ so an episode's return is the total over all its requests; ``info["outcomes"]`` 
 routed, for learners that credit each decision with its own outcome. Outcomes also update the
 features' learned per-node corrections, exactly as when the learned router serves.
 
-Episodes vary when ``randomize`` is on: the load is drawn from ``load_range`` and, with
+Episodes vary when ``randomize`` is on: the scenario's load is scaled by a factor drawn from
+``load_scale`` and, with
 probability ``slowdown_prob``, one random edge node becomes 1.5–4× slower at a random moment,
 so the learned router must use the measured slowdown rather than trust the profile.
 """
@@ -68,7 +69,8 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
             arrival process are kept, its request count replaced by ``episode_requests``.
         episode_requests: requests per episode.
         randomize: vary load and node slowdowns per episode.
-        load_range: loads drawn per episode when ``randomize`` (share of estimated capacity).
+        load_scale: range of the factor on the scenario's load (or rate) per episode, when
+            ``randomize``.
         slowdown_prob: chance that an episode has a slowed node, when ``randomize``.
         weights: the reward's weights.
         invalid_penalty: reward subtracted for an action outside the mask.
@@ -82,7 +84,7 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
         scenario: ScenarioConfig | None = None,
         episode_requests: int = 2000,
         randomize: bool = True,
-        load_range: tuple[float, float] = (0.4, 0.95),
+        load_scale: tuple[float, float] = (0.6, 1.1),
         slowdown_prob: float = 0.5,
         weights: RewardWeights | None = None,
         invalid_penalty: float = 1.0,
@@ -103,7 +105,7 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
             raise ConfigError(f"episode_requests must be >= 1, got {episode_requests}")
         self.scenario = base.model_copy(update={"requests": episode_requests})
         self.randomize = randomize
-        self.load_range = load_range
+        self.load_scale = load_scale
         self.slowdown_prob = slowdown_prob
         self.weights = weights or RewardWeights()
         self.invalid_penalty = invalid_penalty
@@ -120,8 +122,11 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
             return self.scenario
         rng = self.np_random
         update: dict[str, Any] = {}
+        scale = float(rng.uniform(*self.load_scale))
         if self.scenario.load is not None:
-            update["load"] = float(rng.uniform(*self.load_range))
+            update["load"] = self.scenario.load * scale
+        elif self.scenario.rate_rps is not None:
+            update["rate_rps"] = self.scenario.rate_rps * scale
         if self._edge and rng.random() < self.slowdown_prob:
             node = self._edge[int(rng.integers(len(self._edge)))]
             slow = NodeSlowdown(

@@ -7,7 +7,7 @@ scale, so that one scorer serves every model and every cluster size. Columns:
 
 ====  =====================================================================================
  0    log expected completion / ref: the ``min-expected-completion`` estimate (transfer,
-      queueing, interference-stretched service) times the node's learned correction
+      queueing, interference-stretched service)
  1    log solo latency on the node / ref
  2    requests of the model waiting for an instance there, per instance
  3    requests of the model in flight there, per instance
@@ -18,7 +18,10 @@ scale, so that one scorer serves every model and every cluster size. Columns:
  8    log expected dynamic energy of the request there / the model's smallest
  9    log SLO / ref
 10    utilisation capped at 1 (the share of the node's power range drawn now)
-11    the node's learned correction (log)
+11    the node's learned correction (log of measured over expected computation time)
+12    log1p of the delay the request would add to what already computes there (running
+      instances × interference coefficient × its utilisation × its solo latency) over the
+      estimate in column 0: the cost a placement puts on the others
 ====  =====================================================================================
 
 :data:`N_FEATURES` counts these columns; :meth:`RoutingFeatures.rows` appends a column of ones
@@ -27,11 +30,14 @@ and the rows of the other nodes are all zeros).
 
 **Online learning.** The profile-based estimate is wrong when a board throttles, a profile is
 off, or interference is not what the model says. The features learn each node's error from
-measured outcomes: :meth:`RoutingFeatures.remember` keeps the estimate a decision was made on,
-:meth:`RoutingFeatures.learn` compares it with the request's measured latency and moves the
-node's correction (a running mean of ``log(measured / estimated)``) toward it. Corrections fade
-by ``forget`` per decision, so a node avoided after a bad spell is trusted again later. The
-training environment does the same, so the scorer learns how far to trust the corrections.
+measured outcomes: :meth:`RoutingFeatures.remember` keeps the computation time the decision
+expected on the chosen node (solo latency stretched by the interference there),
+:meth:`RoutingFeatures.learn` compares it with the request's measured computation time and moves
+the node's correction (a running mean of ``log(measured / expected)``) toward it. Computation
+time, not end-to-end latency, is compared so that queueing behind later arrivals (load, not the
+node) does not count against the node. Corrections fade by ``forget`` per decision, so a node
+avoided after a bad spell is trusted again later. The training environment does the same, so
+the scorer learns how far to trust the corrections.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from edgesched.core.request import Outcome
 from edgesched.core.view import ClusterView
 from edgesched.policies.route_aware import MinExpectedCompletionRoute
 
-N_FEATURES = 12
+N_FEATURES = 13
 #: Features are clipped to ±CLIP (the observation space's bounds).
 CLIP = 10.0
 
@@ -69,7 +75,7 @@ class RoutingFeatures:
         self.learning_rate = learning_rate
         self.keep = 1.0 - forget
         self.correction = np.zeros(view.n_nodes)
-        self._estimate = np.zeros(0)
+        self._service = np.zeros(0)
         self._pending: dict[int, tuple[int, float]] = {}
         self._mec = MinExpectedCompletionRoute()
         self._mec.reset(view, np.random.default_rng(0))
@@ -77,6 +83,7 @@ class RoutingFeatures:
         self._ref_energy: list[float] = []
         self._template: list[np.ndarray] = []  # the columns that never change, per model
         self._inv_deployed: list[np.ndarray] = []
+        self._harm_unit: list[np.ndarray] = []
         for m in range(len(view.model_names)):
             t = self._mec._tables[m]
             ref = float(t.solo.min())
@@ -91,6 +98,7 @@ class RoutingFeatures:
             x[:, N_FEATURES] = 1.0
             self._template.append(np.clip(x, -CLIP, CLIP))
             self._inv_deployed.append(1.0 / t.deployed)
+            self._harm_unit.append(t.alpha * view.utilisation[t.nodes, m] * t.solo)
 
     def nodes(self, model: int) -> np.ndarray:
         """Indices of the nodes the router may choose for ``model``."""
@@ -113,23 +121,24 @@ class RoutingFeatures:
         inflight = view.inflight_model[nodes, model]
         util = view.running_util[nodes]
         expected = self._mec.estimate(model, util, inflight, view)
-        estimate = np.log(expected * (1.0 / self._ref[model]))
-        self._estimate = estimate
-        corr = self.correction[nodes]
-        x[:, 0] = estimate + corr
+        self._service = t.solo * (1.0 + t.alpha * util)
+        x[:, 0] = np.log(expected * (1.0 / self._ref[model]))
         x[:, 2] = np.maximum(inflight - t.deployed, 0) * inv
         x[:, 3] = inflight * inv
         x[:, 4] = util
         x[:, 5] = np.log(np.fmax(np.nan_to_num(view.slowdown_ewma[nodes], nan=1.0), 1e-3))
         x[:, 9] = math.log(slo_s / self._ref[model])
         x[:, 10] = np.minimum(util, 1.0)
-        x[:, 11] = corr
+        x[:, 11] = self.correction[nodes]
+        running = view.running_model[nodes].sum(axis=1)
+        x[:, 12] = np.log1p(self._harm_unit[model] * running / expected)
         np.clip(x, -CLIP, CLIP, out=x)
         return x
 
     def remember(self, request_id: int, node: int, position: int) -> None:
-        """Keep the estimate of the last :meth:`rows` call at ``position`` (the chosen node)."""
-        self._pending[request_id] = (node, float(self._estimate[position]))
+        """Keep the computation time expected by the last :meth:`rows` call at ``position``
+        (the chosen node)."""
+        self._pending[request_id] = (node, float(self._service[position]))
         self.correction *= self.keep
 
     def learn(self, outcome: Outcome) -> None:
@@ -137,9 +146,10 @@ class RoutingFeatures:
         chosen = self._pending.pop(outcome.request_id, None)
         if chosen is None:
             return
-        node, estimate = chosen
-        ref = self._ref[outcome.model]
-        error = math.log(max(outcome.latency_s, 1e-9) / ref) - estimate
+        node, expected = chosen
+        if outcome.offloaded and not self.view.is_cloud[node]:
+            return  # the cloud answered too: the edge node's computation time is not measured
+        error = math.log(max(outcome.finish_s - outcome.start_s, 1e-9) / expected)
         self.correction[node] += self.learning_rate * (error - self.correction[node])
 
 

@@ -22,6 +22,12 @@ from torch import nn
 from edgesched.learn.features import N_FEATURES
 from edgesched.learn.scorer import NodeScorer
 
+#: Starting weights, relative to feature 0, in the linear part of feature 12 (the delay a
+#: placement adds to co-runners; 1 would rank by "own expected completion plus the delay caused")
+#: and of feature 11 (the node's learned correction; 1 would trust it fully).
+EXTERNALITY = 1.5
+TRUST = 0.5
+
 #: Value given to nodes that cannot serve the request (never chosen by argmax).
 _MASKED = -1e6
 
@@ -29,9 +35,11 @@ _MASKED = -1e6
 class NodeMLP(nn.Module):
     """Per-node score: a linear part plus a ReLU perceptron ``N_FEATURES → hidden… → 1``.
 
-    The linear part starts as ``-prior × feature 0`` (the log of the ``min-expected-completion``
-    estimate) and the perceptron's output layer near zero, so training starts from the heuristic's
-    ranking and learns where and how far to depart from it.
+    The linear part starts as ``-prior × (feature 0 + EXTERNALITY × feature 12 + TRUST ×
+    feature 11)``: the log of the ``min-expected-completion`` estimate, the delay the placement
+    adds to the requests computing there, and the node's learned correction. With the
+    perceptron's output layer near zero, training starts from that ranking and learns where and
+    how far to depart from it.
     """
 
     def __init__(self, hidden: tuple[int, ...] = (32, 32), prior: float = 0.0) -> None:
@@ -47,6 +55,8 @@ class NodeMLP(nn.Module):
             self.head.bias.zero_()
             self.skip.weight.zero_()
             self.skip.weight[0, 0] = -prior
+            self.skip.weight[0, 12] = -prior * EXTERNALITY
+            self.skip.weight[0, 11] = -prior * TRUST
         self.hidden_dim = sizes[-1]
 
     def split(self, flat: th.Tensor, n_nodes: int) -> tuple[th.Tensor, th.Tensor]:

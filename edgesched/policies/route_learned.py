@@ -26,15 +26,22 @@ class LearnedRoute(RoutePolicy):
     """Route by a trained scorer; learn per-node corrections online (see the module docstring).
 
     Args:
-        policy_file: a file from ``edgesched train routing`` (default: the shipped policy).
+        policy_file: a file from ``edgesched train routing`` (default: the shipped policy), or
+            a scorer already loaded.
         online: keep learning from outcomes during the run.
     """
 
     name = "learned"
 
-    def __init__(self, policy_file: str | Path | None = None, online: bool = True) -> None:
-        self.policy_file = Path(policy_file) if policy_file is not None else policy_for()
-        self.scorer = NodeScorer.load(self.policy_file)
+    def __init__(
+        self, policy_file: str | Path | NodeScorer | None = None, online: bool = True
+    ) -> None:
+        if isinstance(policy_file, NodeScorer):
+            self.policy_file: Path | None = None
+            self.scorer = policy_file
+        else:
+            self.policy_file = Path(policy_file) if policy_file is not None else policy_for()
+            self.scorer = NodeScorer.load(self.policy_file)
         self.online = online
 
     def reset(self, view: ClusterView, rng: np.random.Generator) -> None:

@@ -18,10 +18,10 @@ from tests.builders import toy_cluster, toy_scenario
 
 
 def _heuristic_policy(path: Path) -> Path:
-    """A policy that ranks nodes by the (corrected) expected completion only."""
+    """A policy that ranks nodes by expected completion times the learned correction."""
     weights = [(np.zeros((N_FEATURES, 2)), np.zeros(2)), (np.zeros((2, 1)), np.zeros(1))]
     skip = np.zeros(N_FEATURES)
-    skip[0] = -1.0
+    skip[0] = skip[11] = -1.0
     return NodeScorer(weights, "logits", {"algo": "hand"}, skip).save(path)
 
 
@@ -54,15 +54,15 @@ def test_a_correction_tracks_the_measured_error_of_its_node() -> None:
     workload = draw_workload(cluster, scenario)
     engine = make_engine(cluster, scenario, workload, make("route", "pow2"), 0)
     features = RoutingFeatures(engine.view, learning_rate=0.5, forget=0.0)
-    rows = features.rows(0, 0.1)
-    est = rows[0, 0]
-    ref = features.reference_latency_s(0)
+    features.rows(0, 0.1)
+    service = engine.view.solo_latency_s[0, 0]  # expected on node 0 while it is idle
     for i in range(30):
         features.remember(i, 0, 0)
-        latency = 2.0 * ref * np.exp(est)
-        features.learn(Outcome(i, 0, 0, 0.0, 0.0, latency, 0.0, False, 0.1))
+        # computed in twice the expected time, after waiting 1 s (waiting does not count)
+        features.learn(Outcome(i, 0, 0, 0.0, 1.0, 1.0 + 2.0 * service, 0.0, False, 0.1))
     assert features.correction[0] == pytest.approx(np.log(2.0), rel=1e-3)
-    assert features.rows(0, 0.1)[0, 0] == pytest.approx(est + np.log(2.0), rel=1e-3)
+    assert features.rows(0, 0.1)[0, 11] == pytest.approx(np.log(2.0), rel=1e-3)
+    assert features.correction[1] == 0.0
 
 
 def test_learned_is_registered_and_ships_a_default_policy() -> None:

@@ -25,7 +25,14 @@ def _with_ones(rows: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module", params=["dqn", "ppo"])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp(request.param) / "policy.npz"
-    config = TrainConfig(algo=request.param, steps=300, episode_requests=100, hidden=(8,))
+    config = TrainConfig(
+        algo=request.param,
+        steps=300,
+        episode_requests=100,
+        hidden=(8,),
+        validate_every=100,
+        validation_requests=300,
+    )
     scorer = train_routing(toy_cluster(), toy_scenario(), config, out, progress=False)
     return request.param, out, scorer
 
@@ -35,6 +42,13 @@ def test_training_writes_a_policy_file_that_loads_back_identically(trained) -> N
     loaded = NodeScorer.load(out)
     assert loaded.kind == ("q" if algo == "dqn" else "logits")
     assert loaded.meta["algo"] == algo and loaded.meta["steps"] == 300
+    # checkpoints before training, every 100 steps, and at the end; the file keeps the best
+    steps = [v["steps"] for v in loaded.meta["validation"]]
+    assert steps[0] == 0 and steps[-1] >= 300 and len(steps) >= 4
+    best = min(v["mean_latency_s"] for v in loaded.meta["validation"])
+    validation = toy_scenario(requests=300, seed=toy_scenario().seed + 1000)
+    again = simulate(toy_cluster(), validation, LearnedRoute(out)).metrics.latency_mean_s
+    assert again == pytest.approx(best)
     x = _with_ones(np.random.default_rng(0).normal(size=(5, N_FEATURES)))
     np.testing.assert_allclose(loaded.scores(x), scorer.scores(x))
 
