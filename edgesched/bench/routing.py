@@ -4,7 +4,10 @@ Every run is one :func:`~edgesched.sim.runner.simulate` call. Seed ``i`` of a sc
 scenario's ``seed + i``, so every policy sees the same requests for a given seed, and a run's
 result depends only on its scenario, policy and seed, however many worker processes share the
 runs. Runs of a scenario with node slowdowns also record how latency moved around the first
-slowdown (:mod:`edgesched.bench.routing_stats` defines the windows).
+slowdown (:mod:`edgesched.bench.routing_stats` defines the windows), and such a scenario also
+runs a reference when ``min-expected-completion`` runs: the same policy *told* of each slowdown
+the moment it starts (:class:`ToldMinExpectedCompletion`), the latency a router that noticed at
+once would reach. It is not a heuristic a user could run, so it is never the best heuristic.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from rich.progress import Progress
 from edgesched.bench import routing_stats as stats
 from edgesched.bench.scenarios import builtin_names, builtin_paths
 from edgesched.core.cluster import Cluster
+from edgesched.core.request import Request
 from edgesched.core.scenario import ScenarioConfig
+from edgesched.core.view import ClusterView
 from edgesched.errors import ConfigError
 from edgesched.policies import make, names
-from edgesched.sim.runner import Result, resolve_slowdowns, simulate
+from edgesched.policies.route_aware import MinExpectedCompletionRoute
+from edgesched.sim.runner import Result, draw_workload, resolve_slowdowns, simulate
 
 #: Scenarios the bench runs by default.
 DEFAULT_SCENARIOS = ("default", "interference-heavy", "throttling")
@@ -98,6 +104,30 @@ def policy_kwargs(
     except ImportError:
         return {}
     return {"policy_file": policy_for(scenario.name)}
+
+
+class ToldMinExpectedCompletion(MinExpectedCompletionRoute):
+    """``min-expected-completion`` whose profile is updated at each slowdown (a reference).
+
+    Args:
+        slowdowns: ``(time_s, node, factor)`` as :func:`~edgesched.sim.runner.resolve_slowdowns`
+            gives them.
+    """
+
+    name = stats.TOLD
+
+    def __init__(self, slowdowns: Sequence[tuple[float, int, float]]) -> None:
+        self._pending = sorted(slowdowns)
+        self._factor: dict[int, float] = {}
+
+    def decide(self, request: Request, view: ClusterView) -> int:
+        while self._pending and self._pending[0][0] <= request.arrival_s:
+            _, node, factor = self._pending.pop(0)
+            ratio = factor / self._factor.get(node, 1.0)
+            self._factor[node] = factor
+            for table in self._tables:
+                table.solo = np.where(table.nodes == node, table.solo * ratio, table.solo)
+        return super().decide(request, view)
 
 
 @dataclass(frozen=True)
@@ -182,8 +212,13 @@ def _cluster(path: Path) -> Cluster:
 
 def run_job(job: Job) -> Run:
     """Simulate one job (in this process or a worker)."""
-    route = make("route", job.policy, **job.kwargs)
-    result = simulate(_cluster(job.cluster_path), job.config, route, seed=job.seed)
+    cluster = _cluster(job.cluster_path)
+    if job.policy == stats.TOLD:
+        workload = draw_workload(cluster, job.config, job.seed)
+        route = ToldMinExpectedCompletion(resolve_slowdowns(cluster, job.config, workload))
+    else:
+        route = make("route", job.policy, **job.kwargs)
+    result = simulate(cluster, job.config, route, seed=job.seed)
     return Run(
         job.scenario,
         job.policy,
@@ -286,8 +321,14 @@ def plan_jobs(config: BenchConfig) -> tuple[list[ScenarioResult], list[Job]]:
         if config.requests is not None:
             scenario = scenario.model_copy(update={"requests": config.requests})
         seeds = [scenario.seed + i for i in range(config.seeds)]
-        result = ScenarioResult(name, scenario, _cluster(cluster_path).name, seeds, policies)
-        for policy in policies:
+        run = list(policies)
+        if scenario.slowdowns and "min-expected-completion" in run:
+            run.append(stats.TOLD)
+        result = ScenarioResult(name, scenario, _cluster(cluster_path).name, seeds, run)
+        for policy in run:
+            if policy == stats.TOLD:
+                jobs.extend(Job(name, cluster_path, scenario, policy, {}, s) for s in seeds)
+                continue
             kwargs = policy_kwargs(policy, scenario, config.learned_policy)
             make("route", policy, **kwargs)  # fail now, not after an hour of other runs
             jobs.extend(Job(name, cluster_path, scenario, policy, kwargs, s) for s in seeds)

@@ -20,8 +20,8 @@ scale, so that one scorer serves every model and every cluster size. Columns:
 10    utilisation capped at 1 (the share of the node's power range drawn now)
 11    the node's learned correction (log of measured over expected computation time)
 12    log1p of the delay the request would add to what already computes there (running
-      instances × interference coefficient × its utilisation × its solo latency) over the
-      estimate in column 0: the cost a placement puts on the others
+      instances × interference coefficient × its utilisation × its expected computation time)
+      over the estimate in column 0: the cost a placement puts on the others
 ====  =====================================================================================
 
 :data:`N_FEATURES` counts these columns; :meth:`RoutingFeatures.rows` appends a column of ones
@@ -98,7 +98,7 @@ class RoutingFeatures:
             x[:, N_FEATURES] = 1.0
             self._template.append(np.clip(x, -CLIP, CLIP))
             self._inv_deployed.append(1.0 / t.deployed)
-            self._harm_unit.append(t.alpha * view.utilisation[t.nodes, m] * t.solo)
+            self._harm_unit.append(t.alpha * view.utilisation[t.nodes, m])
 
     def nodes(self, model: int) -> np.ndarray:
         """Indices of the nodes the router may choose for ``model``."""
@@ -131,7 +131,7 @@ class RoutingFeatures:
         x[:, 10] = np.minimum(util, 1.0)
         x[:, 11] = self.correction[nodes]
         running = view.running_model[nodes].sum(axis=1)
-        x[:, 12] = np.log1p(self._harm_unit[model] * running / expected)
+        x[:, 12] = np.log1p(self._harm_unit[model] * running * self._service / expected)
         np.clip(x, -CLIP, CLIP, out=x)
         return x
 

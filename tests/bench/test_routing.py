@@ -39,8 +39,10 @@ def test_every_scenario_runs_every_policy_on_consecutive_seeds(tiny) -> None:  #
     for r in results:
         base = r.config.seed
         assert r.seeds == [base, base + 1]
+        # a scenario with a slowdown also runs the told reference
+        expected = [*POLICIES, stats.TOLD] if r.config.slowdowns else list(POLICIES)
         assert [(run.policy, run.seed) for run in r.runs] == [
-            (p, s) for p in POLICIES for s in r.seeds
+            (p, s) for p in expected for s in r.seeds
         ]
         assert all(run.metrics["requests"] == 600 for run in r.runs)
 
@@ -67,7 +69,8 @@ def test_policies_see_the_same_arrivals_for_a_seed(tiny) -> None:  # type: ignor
 def test_only_the_scenario_with_a_slowdown_gets_recovery_figures(tiny) -> None:  # type: ignore[no-untyped-def]
     default, throttling = tiny[0]
     assert default.recovery is None and default.slowdown is None
-    assert set(throttling.recovery) == set(POLICIES)
+    assert set(throttling.recovery) == {*POLICIES, stats.TOLD}
+    assert throttling.best_heuristic != stats.TOLD
     for run in throttling.runs:
         assert run.trace is not None
         assert run.trace.node == "orin-nano" and run.trace.factor == 3.0
@@ -196,3 +199,24 @@ def test_results_do_not_depend_on_the_number_of_workers() -> None:
         assert (a.policy, a.seed, a.metrics) == (b.policy, b.seed, b.metrics)
         assert a.trace is not None and b.trace is not None
         assert a.trace.windows == b.trace.windows
+
+
+def test_the_told_reference_switches_the_profile_at_the_slowdown() -> None:
+    from edgesched.bench.routing import ToldMinExpectedCompletion
+    from edgesched.sim.runner import simulate
+    from tests.builders import toy_cluster, toy_scenario
+
+    scenario = toy_scenario(
+        requests=400,
+        models={"a": {"weight": 1, "slo_s": 1.0}},
+        load=None,
+        rate_rps=5.0,
+        slowdowns=[{"node": "fast", "at_fraction": 0.5, "factor": 6.0}],
+    )
+    cluster = toy_cluster(interference={"kind": "none"})
+    told = simulate(cluster, scenario, ToldMinExpectedCompletion([(0.0, 0, 1.0)]))
+    assert (told.node == 0).mean() > 0.9  # told nothing new: the fast node
+    end = told.workload.times[-1]
+    told = simulate(cluster, scenario, ToldMinExpectedCompletion([(end / 2, 0, 6.0)]))
+    late = told.workload.times > end / 2 + 1.0
+    assert (told.node[late] == 0).mean() < 0.1  # 60 ms there now: the slow node (40 ms) wins
