@@ -3,30 +3,32 @@
 One feature row per node for the arriving request (the same in training, in the simulator and in
 the server, since all three read a :class:`ClusterView`). Latencies are divided by the model's
 *reference latency* — its smallest solo latency over the nodes that serve it — and taken in log
-scale, so that one scorer serves every model and every cluster size. Columns:
+scale, so that one scorer serves every model and every cluster size. Columns (``d``: changes with
+the state, ``s``: fixed per node and model, ``r``: fixed per request):
 
-====  =====================================================================================
- 0    log expected completion / ref: the ``min-expected-completion`` estimate (transfer,
-      queueing, interference-stretched service)
- 1    log solo latency on the node / ref
- 2    requests of the model waiting for an instance there, per instance
- 3    requests of the model in flight there, per instance
- 4    utilisation of what computes there now (sum of instance utilisations)
- 5    log measured slowdown of the node (computation time over profile; 0 before any answer)
- 6    log1p transfer time / ref
- 7    1 for a cloud node
- 8    log expected dynamic energy of the request there / the model's smallest
- 9    log SLO / ref
-10    utilisation capped at 1 (the share of the node's power range drawn now)
-11    the node's learned correction (log of measured over expected computation time)
-12    log1p of the delay the request would add to what already computes there (running
-      instances × interference coefficient × its utilisation × its expected computation time)
-      over the estimate in column 0: the cost a placement puts on the others
-====  =====================================================================================
+====  ==  ================================================================================
+ 0    d   log expected completion / ref: the ``min-expected-completion`` estimate (transfer,
+          queueing, interference-stretched service)
+ 1    s   log solo latency on the node / ref
+ 2    d   requests of the model waiting for an instance there, per instance
+ 3    d   utilisation of what computes there now (sum of instance utilisations)
+ 4    d   log measured slowdown of the node (computation time over profile; 0 before any)
+ 5    s   log1p transfer time / ref
+ 6    s   1 for a cloud node
+ 7    s   log expected dynamic energy of the request there / the model's smallest
+ 8    r   log SLO / ref
+ 9    d   the node's learned correction (log of measured over expected computation time)
+10    d   log1p of the delay the request would add to what already computes there (running
+          instances × interference coefficient × its utilisation × its expected computation
+          time) over the estimate in column 0: the cost a placement puts on the others
+====  ==  ================================================================================
 
 :data:`N_FEATURES` counts these columns; :meth:`RoutingFeatures.rows` appends a column of ones
 (the scorer's bias input; in the environment's observation it marks the nodes serving the model,
-and the rows of the other nodes are all zeros).
+and the rows of the other nodes are all zeros). On the hot path, :meth:`RoutingFeatures.dynamic`
+computes only the ``d`` columns, and :class:`~edgesched.learn.scorer.FastScorer` adds the rest
+through a per-model
+constant, so a decision costs a few dozen small numpy operations.
 
 **Online learning.** The profile-based estimate is wrong when a board throttles, a profile is
 off, or interference is not what the model says. The features learn each node's error from
@@ -51,7 +53,15 @@ from edgesched.core.request import Outcome
 from edgesched.core.view import ClusterView
 from edgesched.policies.route_aware import MinExpectedCompletionRoute
 
-N_FEATURES = 13
+N_FEATURES = 11
+#: Columns that change with the state, in the order :meth:`RoutingFeatures.dynamic` gives them.
+DYNAMIC = (0, 2, 3, 4, 9, 10)
+#: Columns fixed per node and model (the last one is the column of ones).
+STATIC = (1, 5, 6, 7, N_FEATURES)
+#: The column fixed per request.
+SLO = 8
+#: Column of the estimate, the learned correction and the delay caused (the linear prior's).
+ESTIMATE, CORRECTION, HARM = 0, 9, 10
 #: Features are clipped to ±CLIP (the observation space's bounds).
 CLIP = 10.0
 
@@ -80,24 +90,24 @@ class RoutingFeatures:
         self._mec = MinExpectedCompletionRoute()
         self._mec.reset(view, np.random.default_rng(0))
         self._ref: list[float] = []
+        self._inv_ref: list[float] = []
         self._ref_energy: list[float] = []
         self._template: list[np.ndarray] = []  # the columns that never change, per model
-        self._inv_deployed: list[np.ndarray] = []
         self._harm_unit: list[np.ndarray] = []
         for m in range(len(view.model_names)):
             t = self._mec._tables[m]
             ref = float(t.solo.min())
             energy = np.maximum(t.dyn_energy * t.solo, 1e-9)
             self._ref.append(ref)
+            self._inv_ref.append(1.0 / ref)
             self._ref_energy.append(float(energy.min()))
             x = np.zeros((t.nodes.size, N_FEATURES + 1))
             x[:, 1] = np.log(t.solo / ref)
-            x[:, 6] = np.log1p((t.rtt + t.send) / ref)
-            x[:, 7] = view.is_cloud[t.nodes]
-            x[:, 8] = np.log(energy / energy.min())
+            x[:, 5] = np.log1p((t.rtt + t.send) / ref)
+            x[:, 6] = view.is_cloud[t.nodes]
+            x[:, 7] = np.log(energy / energy.min())
             x[:, N_FEATURES] = 1.0
             self._template.append(np.clip(x, -CLIP, CLIP))
-            self._inv_deployed.append(1.0 / t.deployed)
             self._harm_unit.append(t.alpha * view.utilisation[t.nodes, m])
 
     def nodes(self, model: int) -> np.ndarray:
@@ -112,32 +122,47 @@ class RoutingFeatures:
         """The model's smallest expected dynamic energy per request over its nodes."""
         return self._ref_energy[model]
 
-    def rows(self, model: int, slo_s: float) -> np.ndarray:
-        """Feature rows ``[len(nodes(model)), N_FEATURES + 1]`` for a request of ``model``."""
+    def static(self, model: int) -> np.ndarray:
+        """The ``s`` columns of ``model``'s rows (read-only; :data:`STATIC` order)."""
+        return self._template[model][:, STATIC]
+
+    def slo_feature(self, model: int, slo_s: float) -> float:
+        """Column 8 for a request of ``model`` with deadline ``slo_s``."""
+        return min(max(math.log(slo_s / self._ref[model]), -CLIP), CLIP)
+
+    def dynamic(self, model: int) -> np.ndarray:
+        """The ``d`` columns (:data:`DYNAMIC` order) of the nodes serving ``model``, now."""
         view, t = self.view, self._mec._tables[model]
         nodes = t.nodes
-        inv = self._inv_deployed[model]
-        x = self._template[model].copy()
         inflight = view.inflight_model[nodes, model]
         util = view.running_util[nodes]
-        expected = self._mec.estimate(model, util, inflight, view)
-        self._service = t.solo * (1.0 + t.alpha * util)
-        x[:, 0] = np.log(expected * (1.0 / self._ref[model]))
-        x[:, 2] = np.maximum(inflight - t.deployed, 0) * inv
-        x[:, 3] = inflight * inv
-        x[:, 4] = util
-        x[:, 5] = np.log(np.fmax(np.nan_to_num(view.slowdown_ewma[nodes], nan=1.0), 1e-3))
-        x[:, 9] = math.log(slo_s / self._ref[model])
-        x[:, 10] = np.minimum(util, 1.0)
-        x[:, 11] = self.correction[nodes]
-        running = view.running_model[nodes].sum(axis=1)
-        x[:, 12] = np.log1p(self._harm_unit[model] * running * self._service / expected)
-        np.clip(x, -CLIP, CLIP, out=x)
+        service, expected = self._mec.estimate_parts(model, util, inflight, view)
+        self._service = service
+        # Hot path: one preallocated block filled column by column through ufuncs' ``out``
+        # (np.stack, np.clip and np.nan_to_num cost several times a ufunc call here).
+        d = np.empty((nodes.size, len(DYNAMIC)))
+        np.log(expected * self._inv_ref[model], out=d[:, 0])
+        np.maximum(inflight - t.deployed, 0, out=d[:, 1])
+        d[:, 1] *= t.inv_deployed
+        d[:, 2] = util
+        slow = view.slowdown_ewma[nodes]
+        np.log(np.where(slow > 1e-3, slow, 1.0), out=d[:, 3])  # NaN (none yet) counts as 1
+        d[:, 4] = self.correction[nodes]
+        running = np.add.reduce(view.running_model[nodes], axis=1)
+        np.log1p(self._harm_unit[model] * running * service / expected, out=d[:, 5])
+        np.minimum(d, CLIP, out=d)
+        return np.maximum(d, -CLIP, out=d)
+
+    def rows(self, model: int, slo_s: float) -> np.ndarray:
+        """Feature rows ``[len(nodes(model)), N_FEATURES + 1]`` for a request of ``model``."""
+        x = self._template[model].copy()
+        x[:, DYNAMIC] = self.dynamic(model)
+        x[:, SLO] = self.slo_feature(model, slo_s)
         return x
 
     def remember(self, request_id: int, node: int, position: int) -> None:
-        """Keep the computation time expected by the last :meth:`rows` call at ``position``
-        (the chosen node)."""
+        """Keep the computation time expected by the last :meth:`dynamic` (or :meth:`rows`) call
+        at ``position`` (the chosen node)."""
         self._pending[request_id] = (node, float(self._service[position]))
         self.correction *= self.keep
 

@@ -19,12 +19,12 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from edgesched.learn.features import N_FEATURES
+from edgesched.learn.features import CORRECTION, ESTIMATE, HARM, N_FEATURES
 from edgesched.learn.scorer import NodeScorer
 
-#: Starting weights, relative to feature 0, in the linear part of feature 12 (the delay a
-#: placement adds to co-runners; 1 would rank by "own expected completion plus the delay caused")
-#: and of feature 11 (the node's learned correction; 1 would trust it fully).
+#: Starting weights, relative to the estimate's, in the linear part of the delay a placement adds
+#: to co-runners (1 would rank by "own expected completion plus the delay caused") and of the
+#: node's learned correction (1 would trust it fully); see edgesched.learn.features.
 EXTERNALITY = 1.5
 TRUST = 0.5
 
@@ -35,14 +35,15 @@ _MASKED = -1e6
 class NodeMLP(nn.Module):
     """Per-node score: a linear part plus a ReLU perceptron ``N_FEATURES → hidden… → 1``.
 
-    The linear part starts as ``-prior × (feature 0 + EXTERNALITY × feature 12 + TRUST ×
-    feature 11)``: the log of the ``min-expected-completion`` estimate, the delay the placement
-    adds to the requests computing there, and the node's learned correction. With the
+    The linear part starts as ``-prior × (estimate + EXTERNALITY × harm + TRUST ×
+    correction)`` (feature columns 0, 10 and 9): the log of the ``min-expected-completion``
+    estimate, the delay the placement adds to the requests computing there, and the node's
+    learned correction. With the
     perceptron's output layer near zero, training starts from that ranking and learns where and
     how far to depart from it.
     """
 
-    def __init__(self, hidden: tuple[int, ...] = (32, 32), prior: float = 0.0) -> None:
+    def __init__(self, hidden: tuple[int, ...] = (32,), prior: float = 0.0) -> None:
         super().__init__()
         sizes = (N_FEATURES, *hidden)
         self.body = nn.Sequential(
@@ -54,9 +55,9 @@ class NodeMLP(nn.Module):
             self.head.weight.mul_(0.01)
             self.head.bias.zero_()
             self.skip.weight.zero_()
-            self.skip.weight[0, 0] = -prior
-            self.skip.weight[0, 12] = -prior * EXTERNALITY
-            self.skip.weight[0, 11] = -prior * TRUST
+            self.skip.weight[0, ESTIMATE] = -prior
+            self.skip.weight[0, HARM] = -prior * EXTERNALITY
+            self.skip.weight[0, CORRECTION] = -prior * TRUST
         self.hidden_dim = sizes[-1]
 
     def split(self, flat: th.Tensor, n_nodes: int) -> tuple[th.Tensor, th.Tensor]:
@@ -99,7 +100,7 @@ class NodeQNetwork(QNetwork):
     """DQN's Q-network with a shared per-node perceptron."""
 
     def __init__(
-        self, *args: Any, hidden: tuple[int, ...] = (32, 32), prior: float = 0.0, **kwargs: Any
+        self, *args: Any, hidden: tuple[int, ...] = (32,), prior: float = 0.0, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.q_net = _NodeQ(int(self.action_space.n), hidden, prior)
@@ -109,7 +110,7 @@ class NodeQPolicy(DQNPolicy):
     """DQN policy built on :class:`NodeQNetwork` (``policy_kwargs={"hidden": …, "prior": …}``)."""
 
     def __init__(
-        self, *args: Any, hidden: tuple[int, ...] = (32, 32), prior: float = 0.0, **kwargs: Any
+        self, *args: Any, hidden: tuple[int, ...] = (32,), prior: float = 0.0, **kwargs: Any
     ) -> None:
         self.hidden, self.prior = hidden, prior
         super().__init__(*args, **kwargs)
@@ -147,7 +148,7 @@ class NodeActorCriticPolicy(MaskableActorCriticPolicy):
     """MaskablePPO policy whose logits are the shared perceptron's per-node scores."""
 
     def __init__(
-        self, *args: Any, hidden: tuple[int, ...] = (32, 32), prior: float = 0.0, **kwargs: Any
+        self, *args: Any, hidden: tuple[int, ...] = (32,), prior: float = 0.0, **kwargs: Any
     ) -> None:
         self.hidden, self.prior = hidden, prior
         kwargs.setdefault("ortho_init", False)

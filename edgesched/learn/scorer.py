@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgesched.errors import ConfigError
-from edgesched.learn.features import N_FEATURES
+from edgesched.learn.features import DYNAMIC, N_FEATURES, SLO, STATIC, RoutingFeatures
 
 KINDS = ("q", "logits")
 
@@ -63,6 +63,10 @@ class NodeScorer:
             np.maximum(h, 0.0, out=h)
         return (h @ fused[-1])[:, 0]
 
+    def fast(self, features: RoutingFeatures) -> FastScorer:
+        """The same scores from :meth:`RoutingFeatures.dynamic`, for ``features``' cluster."""
+        return FastScorer(self._fused, features)
+
     def save(self, path: str | Path) -> Path:
         """Write the policy file; returns its path."""
         path = Path(path)
@@ -99,6 +103,35 @@ class NodeScorer:
         if n == 0:
             raise ConfigError(f"{path} holds no layers")
         return cls(weights, meta.pop("kind"), meta, skip)
+
+
+class FastScorer:
+    """:meth:`NodeScorer.scores` for one cluster, with the fixed columns folded in per model.
+
+    The first layer's product splits into the fixed columns' part, computed once per model, the
+    state's part (:meth:`RoutingFeatures.dynamic`) and the request's SLO column, so a decision
+    never builds the full feature rows.
+    """
+
+    def __init__(self, fused: list[np.ndarray], features: RoutingFeatures) -> None:
+        first = fused[0]
+        self._dynamic = np.ascontiguousarray(first[list(DYNAMIC)])
+        self._slo = first[SLO].copy()
+        static = first[list(STATIC)]
+        self._base = [features.static(m) @ static for m in range(len(features.view.model_names))]
+        self._rest = fused[1:]
+
+    def scores(self, model: int, dynamic: np.ndarray, slo_feature: float) -> np.ndarray:
+        """One score per node serving ``model``."""
+        h = dynamic @ self._dynamic
+        h += self._base[model]
+        h += slo_feature * self._slo
+        np.maximum(h, 0.0, out=h)
+        rest = self._rest
+        for w in rest[:-1]:
+            h = h @ w
+            np.maximum(h, 0.0, out=h)
+        return (h @ rest[-1])[:, 0]
 
 
 def _fuse(weights: list[tuple[np.ndarray, np.ndarray]], skip: np.ndarray) -> list[np.ndarray]:

@@ -58,7 +58,7 @@ class TrainConfig:
     steps: int = 100_000
     seed: int = 0
     episode_requests: int = 2000
-    hidden: tuple[int, ...] = (32, 32)
+    hidden: tuple[int, ...] = (32,)
     randomize: bool = True
     validate_every: int = 5000
     validation_requests: int = 10_000

@@ -25,11 +25,17 @@ class _ModelTable:
         self.solo = view.solo_latency_s[nodes, model]
         self.alpha = view.alpha[nodes]
         self.deployed = view.deployed[nodes, model]
+        self.inv_deployed = 1.0 / self.deployed
+        self.deployed_less_one = self.deployed - 1
+        self.solo_alpha = self.solo * self.alpha
         self.rtt = view.rtt_s[nodes]
         self.send = view.send_s[nodes, model]
         link = view.link[nodes]
         self.link = np.maximum(link, 0)
         self.shared = (link >= 0) & view.link_shared[self.link]
+        self.fixed_transfer = self.rtt + self.send
+        self.shared_send = self.send * self.shared
+        self.any_shared = bool(self.shared.any())
         self.dyn_energy = (view.peak_power_w - view.idle_power_w)[nodes] * view.utilisation[
             nodes, model
         ]
@@ -70,20 +76,21 @@ class MinExpectedCompletionRoute(RoutePolicy):
         """Expected seconds to answer a new request of ``model`` on each eligible node."""
         t = self._tables[model]
         nodes = t.nodes
-        return self.estimate(
-            model, view.running_util[nodes], view.inflight_model[nodes, model], view
-        )
+        util, inflight = view.running_util[nodes], view.inflight_model[nodes, model]
+        return self.estimate_parts(model, util, inflight, view)[1]
 
-    def estimate(
+    def estimate_parts(
         self, model: int, util: np.ndarray, inflight: np.ndarray, view: ClusterView
-    ) -> np.ndarray:
-        """:meth:`expected_completion` from the eligible nodes' running utilisation and
-        in-flight requests of ``model``, for callers that read those already."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(service, expected completion) on the eligible nodes, from their running
+        utilisation and in-flight requests of ``model``, for callers that read those already."""
         t = self._tables[model]
-        service = t.solo * (1.0 + t.alpha * util)
-        queue = np.maximum(inflight - t.deployed + 1, 0) / t.deployed * service
-        transfer = t.rtt + t.send * (1 + t.shared * view.link_active[t.link])
-        return transfer + queue + service
+        service = t.solo + t.solo_alpha * util
+        queue = np.maximum(inflight - t.deployed_less_one, 0) * t.inv_deployed * service
+        transfer = t.fixed_transfer
+        if t.any_shared:
+            transfer = transfer + t.shared_send * view.link_active[t.link]
+        return service, transfer + queue + service
 
     def decide(self, request: Request, view: ClusterView) -> int:
         est = self.expected_completion(request.model, view)

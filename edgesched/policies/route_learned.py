@@ -47,12 +47,15 @@ class LearnedRoute(RoutePolicy):
     def reset(self, view: ClusterView, rng: np.random.Generator) -> None:
         super().reset(view, rng)
         self.features = RoutingFeatures(view)
+        self._fast = self.scorer.fast(self.features)
+        self._nodes = [self.features.nodes(m) for m in range(len(view.model_names))]
 
     def decide(self, request: Request, view: ClusterView) -> int:
         m = request.model
-        nodes = self.features.nodes(m)
-        best = int(np.argmax(self.scorer.scores(self.features.rows(m, request.slo_s))))
-        node = int(nodes[best])
+        features = self.features
+        scores = self._fast.scores(m, features.dynamic(m), features.slo_feature(m, request.slo_s))
+        best = int(np.argmax(scores))
+        node = int(self._nodes[m][best])
         if self.online:
             self.features.remember(request.id, node, best)
         return node

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgesched.learn.features import N_FEATURES, RoutingFeatures
+from edgesched.learn.features import CORRECTION, ESTIMATE, N_FEATURES, RoutingFeatures
 from edgesched.learn.scorer import NodeScorer
 from edgesched.policies import make, names
 from edgesched.policies.route_learned import LearnedRoute
@@ -21,7 +21,7 @@ def _heuristic_policy(path: Path) -> Path:
     """A policy that ranks nodes by expected completion times the learned correction."""
     weights = [(np.zeros((N_FEATURES, 2)), np.zeros(2)), (np.zeros((2, 1)), np.zeros(1))]
     skip = np.zeros(N_FEATURES)
-    skip[0] = skip[11] = -1.0
+    skip[ESTIMATE] = skip[CORRECTION] = -1.0
     return NodeScorer(weights, "logits", {"algo": "hand"}, skip).save(path)
 
 
@@ -61,8 +61,34 @@ def test_a_correction_tracks_the_measured_error_of_its_node() -> None:
         # computed in twice the expected time, after waiting 1 s (waiting does not count)
         features.learn(Outcome(i, 0, 0, 0.0, 1.0, 1.0 + 2.0 * service, 0.0, False, 0.1))
     assert features.correction[0] == pytest.approx(np.log(2.0), rel=1e-3)
-    assert features.rows(0, 0.1)[0, 11] == pytest.approx(np.log(2.0), rel=1e-3)
+    assert features.rows(0, 0.1)[0, CORRECTION] == pytest.approx(np.log(2.0), rel=1e-3)
     assert features.correction[1] == 0.0
+
+
+def test_the_fast_path_scores_exactly_like_the_full_rows() -> None:
+    from edgesched.sim.runner import draw_workload, make_engine
+
+    rng = np.random.default_rng(0)
+    weights = [
+        (rng.normal(size=(N_FEATURES, 6)), rng.normal(size=6)),
+        (rng.normal(size=(6, 4)), rng.normal(size=4)),
+        (rng.normal(size=(4, 1)), rng.normal(size=1)),
+    ]
+    scorer = NodeScorer(weights, "logits", {}, rng.normal(size=N_FEATURES))
+    cluster, scenario = toy_cluster(), toy_scenario()
+    workload = draw_workload(cluster, scenario)
+    engine = make_engine(cluster, scenario, workload, make("route", "pow2"), 0)
+    steps = engine.steps()
+    features = RoutingFeatures(engine.view)
+    fast = scorer.fast(features)
+    request = next(steps)
+    for _ in range(300):  # through busy states, not only the idle one
+        m = request.model
+        full = scorer.scores(features.rows(m, request.slo_s))
+        quick = fast.scores(m, features.dynamic(m), features.slo_feature(m, request.slo_s))
+        np.testing.assert_allclose(quick, full, rtol=1e-9, atol=1e-9)
+        features.correction[:] = rng.normal(size=features.correction.size)
+        request = steps.send(int(features.nodes(m)[np.argmax(full)]))
 
 
 def test_learned_is_registered_and_ships_a_default_policy() -> None:
