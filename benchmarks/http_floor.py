@@ -1,14 +1,16 @@
 """The HTTP floor: latency of an aiohttp server that does nothing, as the serving benchmarks see it.
 
 A server process (pinned to CPU 0, like the frontend in ``serve_overhead.py``) reads each POST
-body and answers 4 kB; this process (also on CPU 0) sends Poisson arrivals with the same aiohttp
-client. Whatever a real frontend adds comes on top of these figures, so they bound from below
-the ``overhead_p50_ms`` that ``serve_overhead.py`` can report on this machine.
+body and answers 4 kB; this process (also on CPU 0) sends Poisson arrivals with the same client
+(``--client raw``, the default, or ``aiohttp``). Whatever a real frontend adds comes on top of
+these figures, so they bound from below the ``overhead_p50_ms`` that ``serve_overhead.py`` can
+report on this machine.
 
 Prints one JSON object: per (body bytes, rate) the p50 and p99 latency in ms, and the ratio of
 the p50 to the 1 ms overhead target.
 
 Usage: python benchmarks/http_floor.py [--bodies 602112,1000] [--rates 25,120] [--requests 600]
+       [--client raw|aiohttp]
 """
 
 from __future__ import annotations
@@ -49,18 +51,25 @@ def _server(ports: Any) -> None:
     asyncio.run(main())
 
 
-async def _open_loop(port: int, rate: float, n: int, size: int, seed: int) -> np.ndarray:
+async def _open_loop(
+    port: int, rate: float, n: int, size: int, seed: int, client: str
+) -> np.ndarray:
     """Latencies in seconds of ``n`` Poisson arrivals at ``rate`` with ``size``-byte bodies."""
     import aiohttp
+    from raw_http import RawClient
 
     body = b"y" * size
-    url = f"http://127.0.0.1:{port}/"
+    raw = RawClient("127.0.0.1", port)
+    request = raw.encode("/", body, {"Content-Type": "application/octet-stream"})
     async with aiohttp.ClientSession() as session:
 
         async def one(out: list[float]) -> None:
             sent = time.perf_counter()
-            async with session.post(url, data=body) as resp:
-                await resp.read()
+            if client == "raw":
+                await raw.send(request)
+            else:
+                async with session.post(f"http://127.0.0.1:{port}/", data=body) as resp:
+                    await resp.read()
             out.append(time.perf_counter() - sent)
 
         warm: list[float] = []
@@ -75,6 +84,7 @@ async def _open_loop(port: int, rate: float, n: int, size: int, seed: int) -> np
                 await asyncio.sleep(delay)
             tasks.append(asyncio.ensure_future(one(lat)))
         await asyncio.gather(*tasks)
+    await raw.close()
     return np.asarray(lat)
 
 
@@ -89,6 +99,12 @@ def main() -> None:
     parser.add_argument("--rates", default="25,120", help="arrival rates, requests/s")
     parser.add_argument("--requests", type=int, default=600, help="requests per point")
     parser.add_argument("--seed", type=int, default=0, help="arrival seed")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "aiohttp"),
+        default="raw",
+        help="the client, as in serve_overhead.py (default: %(default)s)",
+    )
     args = parser.parse_args()
     pin_process([CPU])
     ctx = mp.get_context("spawn")
@@ -100,7 +116,10 @@ def main() -> None:
         points = []
         for size in (int(b) for b in args.bodies.split(",")):
             for rate in (float(r) for r in args.rates.split(",")):
-                lat = asyncio.run(_open_loop(port, rate, args.requests, size, args.seed)) * 1e3
+                lat = asyncio.run(
+                    _open_loop(port, rate, args.requests, size, args.seed, args.client)
+                )
+                lat *= 1e3
                 p50, p99 = (float(v) for v in np.percentile(lat, [50, 99]))
                 points.append(
                     {
@@ -114,7 +133,7 @@ def main() -> None:
     finally:
         server.kill()
         server.join(5)
-    print(json.dumps({"server": "aiohttp no-op", "client": "aiohttp", "points": points}))
+    print(json.dumps({"server": "aiohttp no-op", "client": args.client, "points": points}))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Serving overhead: what the v2 frontend adds on top of the model's own execution time.
 
 One node on this machine (one instance, one intra-op thread) serves one model; the frontend runs
-in a child process of this script, the client (aiohttp) in this process.
+in a child process of this script, the client in this process: by default a lean HTTP/1.1
+client that sends requests encoded once (``benchmarks/raw_http.py``), so that little of the
+client's own CPU time, spent on the frontend's core, is counted as server overhead;
+``--client aiohttp`` uses the aiohttp client of ``edgesched load`` instead.
 
 Placement: the worker is pinned to the last CPU (``--worker-cpu``); the frontend and this
 client to the others, so model execution has its core to itself, as on a board where the
@@ -10,8 +13,8 @@ frontend runs beside the accelerator.
 1. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
    intra-op thread), batch 1, run back to back in-process on the worker's CPU; measured before
    and after the served runs, and the mean taken (it drifts by several per cent).
-2. **Saturation**: closed loop at concurrency 1, 2 and 4 with binary tensors; the best
-   throughput. Target: saturation / ceiling ≥ 0.9.
+2. **Saturation**: closed loop at concurrency 1, 2 and 4 with binary tensors, same client; the
+   best throughput. Target: saturation / ceiling ≥ 0.9.
 3. **Overhead at fixed load**: open-loop Poisson arrivals at ``--rate`` (default ``--load`` ×
    the saturation throughput) with binary tensors (``--json`` for JSON tensors); per request,
    overhead = client end-to-end latency (from the moment the client sends) − the worker's
@@ -31,7 +34,7 @@ requests), then exits. Takes about ``3 × --sat-duration + --duration + 20`` sec
 
 Usage: python benchmarks/serve_overhead.py [--model mobilenet_v3_small | path.onnx]
        [--served-as NAME] [--rate RPS] [--duration 10] [--sat-duration 4] [--load 0.25]
-       [--json] [--worker-cpu N] [--seed 0]
+       [--json] [--client raw|aiohttp] [--worker-cpu N] [--seed 0]
 """
 
 from __future__ import annotations
@@ -158,74 +161,121 @@ def _ceiling(onnx: str) -> float:
         return n / (time.perf_counter() - start)
 
 
-async def saturation_rps(url: str, name: str, duration_s: float, seed: int) -> float:
-    """Best closed-loop throughput over :data:`CONCURRENCIES`, binary tensors."""
-    from edgesched.serve.loadgen import run_load
+class Sender:
+    """Sends one fixed inference request again and again through the chosen client.
 
+    ``raw`` (default): :class:`raw_http.RawClient`, which keeps the client's own CPU time, on
+    the frontend's core, small; ``aiohttp``: the aiohttp client that ``edgesched load`` uses.
+    """
+
+    def __init__(self, url: str, name: str, seed: int, binary: bool, client: str) -> None:
+        import urllib.request
+
+        from edgesched.serve.loadgen import random_inputs
+        from edgesched.serve.protocol import encode_request
+
+        with urllib.request.urlopen(f"{url}/v2/models/{name}", timeout=30) as resp:
+            meta = json.loads(resp.read())
+        inputs = random_inputs(meta, 1, np.random.default_rng(seed))
+        self.body, self.headers = encode_request(
+            inputs, binary_inputs=binary, binary_outputs=binary
+        )
+        self.url, self.path, self.client = url, f"/v2/models/{name}/infer", client
+        self._raw: Any = None
+        self._session: Any = None
+
+    async def __aenter__(self) -> Sender:
+        if self.client == "raw":
+            from raw_http import RawClient
+
+            host, port = self.url.removeprefix("http://").rsplit(":", 1)
+            self._raw = RawClient(host, int(port))
+            self._request = self._raw.encode(self.path, self.body, self.headers)
+        else:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+            )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._raw is not None:
+            await self._raw.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self) -> tuple[float, float]:
+        """(end-to-end seconds from the send, the worker's execution seconds)."""
+        from edgesched.serve.protocol import HEADER_LENGTH, decode_response
+
+        sent = time.perf_counter()
+        if self._raw is not None:
+            answer = await self._raw.send(self._request)
+            status, raw = answer.status, answer.body
+            hl = answer.headers.get(b"inference-header-content-length")
+        else:
+            async with self._session.post(
+                self.url + self.path, data=self.body, headers=self.headers
+            ) as resp:
+                status, raw = resp.status, await resp.read()
+                hl = resp.headers.get(HEADER_LENGTH)
+        done = time.perf_counter()
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {raw[:200]!r}")
+        params = decode_response(raw, None if hl is None else int(hl)).parameters
+        return done - sent, float(params["execution_s"])
+
+
+async def saturation_rps(sender: Sender, duration_s: float) -> float:
+    """Best closed-loop throughput over :data:`CONCURRENCIES`."""
     best = 0.0
     for c in CONCURRENCIES:
-        res = await run_load(
-            url, name, concurrency=c, duration_s=duration_s, binary=True, seed=seed
-        )
-        if res.error_count:
-            raise RuntimeError(f"closed loop at concurrency {c} had errors: {res.errors}")
-        best = max(best, res.throughput_rps)
+        done = 0
+        stop = time.perf_counter() + duration_s
+
+        async def loop(stop: float = stop) -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                await sender.send()
+                done += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(c)))
+        best = max(best, done / (time.perf_counter() - began))
     return best
 
 
 async def open_loop(
-    url: str, name: str, rate_rps: float, duration_s: float, seed: int, binary: bool
+    sender: Sender, rate_rps: float, duration_s: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poisson arrivals at ``rate_rps``; per request (end-to-end seconds from the send, from
     the scheduled send time, execution seconds). The two end-to-end figures differ by how late
     the client's own event loop sent the request."""
-    import aiohttp
-
-    from edgesched.serve.loadgen import random_inputs
-    from edgesched.serve.protocol import HEADER_LENGTH, decode_response, encode_request
-
     e2e: list[float] = []
     scheduled: list[float] = []
     exe: list[float] = []
-    timeout = aiohttp.ClientTimeout(total=30)
-    connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        async with session.get(f"{url}/v2/models/{name}") as resp:
-            meta = await resp.json()
-        inputs = random_inputs(meta, 1, np.random.default_rng(seed))
-        body, headers = encode_request(inputs, binary_inputs=binary, binary_outputs=binary)
-        infer = f"{url}/v2/models/{name}/infer"
 
-        async def send(at: float) -> None:
-            sent = time.perf_counter()
-            async with session.post(infer, data=body, headers=headers) as resp:
-                status, raw = resp.status, await resp.read()
-                hl = resp.headers.get(HEADER_LENGTH)
-            done = time.perf_counter()
-            if status != 200:
-                raise RuntimeError(f"HTTP {status}: {raw[:200]!r}")
-            params = decode_response(raw, None if hl is None else int(hl)).parameters
-            e2e.append(done - sent)
-            scheduled.append(done - at)
-            exe.append(float(params["execution_s"]))
+    async def send(at: float) -> None:
+        took, ran = await sender.send()
+        e2e.append(took)
+        scheduled.append(time.perf_counter() - at)
+        exe.append(ran)
 
-        for _ in range(20):  # warm the connection pool and the worker
-            await send(time.perf_counter())
-        rate = rate_rps
-        e2e.clear()
-        scheduled.clear()
-        exe.clear()
-        rng = np.random.default_rng(seed + 1)
-        offsets = np.cumsum(rng.exponential(1.0 / rate, int(rate * duration_s * 2) + 10))
-        offsets = offsets[offsets < duration_s]
-        tasks = []
-        start = time.perf_counter()
-        for offset in offsets.tolist():
-            delay = start + offset - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(send(start + offset)))
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    for _ in range(20):  # warm the connections and the worker
+        await sender.send()
+    rng = np.random.default_rng(seed + 1)
+    offsets = np.cumsum(rng.exponential(1.0 / rate_rps, int(rate_rps * duration_s * 2) + 10))
+    offsets = offsets[offsets < duration_s]
+    tasks = []
+    start = time.perf_counter()
+    for offset in offsets.tolist():
+        delay = start + offset - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(send(start + offset)))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
     return np.asarray(e2e), np.asarray(scheduled), np.asarray(exe)
 
 
@@ -258,10 +308,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         url = f"http://127.0.0.1:{ready['port']}"
 
         async def load() -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
-            sat = await saturation_rps(url, name, args.sat_duration, args.seed)
+            async with Sender(url, name, args.seed, True, args.client) as sender:
+                sat = await saturation_rps(sender, args.sat_duration)
             rate = args.rate if args.rate is not None else args.load * sat
-            binary = not args.json
-            e2e, scheduled, exe = await open_loop(url, name, rate, args.duration, args.seed, binary)
+            async with Sender(url, name, args.seed, not args.json, args.client) as sender:
+                e2e, scheduled, exe = await open_loop(sender, rate, args.duration, args.seed)
             return sat, rate, e2e, scheduled, exe
 
         sat, rate, e2e, scheduled, exe = asyncio.run(load())
@@ -305,6 +356,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "rate_rps": round(rate, 1),
         "load_of_saturation": round(rate / sat, 3),
         "tensors": "json" if args.json else "binary",
+        "client": args.client,
         "worker_cpu": cpu,
     }
 
@@ -386,6 +438,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="JSON tensors in the open loop (default: binary)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "aiohttp"),
+        default="raw",
+        help="the benchmark's HTTP client: raw (lean, requests encoded once) or aiohttp (as "
+        "`edgesched load`) (default: %(default)s)",
     )
     parser.add_argument(
         "--worker-cpu",
