@@ -121,6 +121,10 @@ def _load(
 @app.command()
 def simulate(
     policy: Annotated[str, typer.Option("--policy", "-p", help="Routing policy name.")] = "pow2",
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(help="Trained file of --policy learned (default: the shipped one)."),
+    ] = None,
     cluster: ClusterOpt = None,
     scenario: ScenarioOpt = None,
     profile: ProfileOpt = None,
@@ -142,8 +146,10 @@ def simulate(
     With --offload, requests of the cluster's serving.offload edge models may be answered again
     by the cloud model (see `edgesched offload --help`); accuracy and offload rate are reported.
     """
+    from edgesched.policies import make_route
     from edgesched.sim.runner import simulate as run_sim
 
+    route = make_route(policy, policy_file)
     if records is not None:
         _check_output_file(records)
     spec = offload_spec(offload, threshold, accuracy_target, confidence)
@@ -153,7 +159,7 @@ def simulate(
         result = run_sim(
             cl,
             sc,
-            policy,
+            route,
             seed=seed,
             progress=lambda n: bar.update(task, completed=n),
             offload=spec,

@@ -45,7 +45,7 @@ def routing(
     routing baseline on the scenario.
 
     The policy file runs without torch. `--policy learned` (simulate, demo, serve) uses the
-    shipped one; `edgesched.policies.make("route", "learned", policy_file=OUT)` uses yours.
+    shipped one; add `--policy-file OUT` (simulate, serve) to use yours.
     """
     from edgesched.bench.scenarios import default_cluster_path, default_scenario_path
     from edgesched.core.cluster import Cluster

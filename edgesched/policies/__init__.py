@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgesched.policies.registry import make, names, register, resolve
+from edgesched.policies.registry import make, make_route, names, register, resolve
 from edgesched.policies.route import RoutePolicy
 
-__all__ = ["RoutePolicy", "make", "names", "register", "resolve"]
+__all__ = ["RoutePolicy", "make", "make_route", "names", "register", "resolve"]

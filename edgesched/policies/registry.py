@@ -7,6 +7,7 @@ nothing heavy. A duplicate registration raises; an unknown name raises with sugg
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from edgesched.errors import ConfigError, UnknownNameError
@@ -56,6 +57,23 @@ def make(point: str, name: str, **kwargs: Any) -> Any:
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"policy {point}/{name}: bad arguments {kwargs}: {exc}") from None
+
+
+def make_route(name: str, policy_file: str | Path | None = None) -> Any:
+    """Route policy ``name``; ``policy_file`` is the trained file of the ``learned`` router.
+
+    Raises:
+        UnknownNameError: no such policy.
+        ConfigError: a policy file for a policy that takes none, or a bad file.
+    """
+    if policy_file is None:
+        return make("route", name)
+    if name != "learned":
+        raise ConfigError(
+            f"--policy-file is the trained file of the learned router; policy {name!r} "
+            "takes none (use --policy learned)"
+        )
+    return make("route", name, policy_file=policy_file)
 
 
 _BASE = "edgesched.policies.route_baselines"

@@ -43,6 +43,10 @@ def serve(
     policy: Annotated[
         str, typer.Option("--policy", "-p", help="Route policy (see: edgesched policies).")
     ] = "min-expected-completion",
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(help="Trained file of --policy learned (default: the shipped one)."),
+    ] = None,
     backend: Annotated[
         str,
         typer.Option(
@@ -125,9 +129,11 @@ def serve(
     if address is not None and backend != "ray":
         raise ConfigError("--address is the Ray cluster to join; give it with --backend ray")
     configure(log_format)  # type: ignore[arg-type]
+    from edgesched.policies import make_route
+
     server = InferenceServer(
         Cluster.load(cluster),
-        policy=policy,
+        policy=make_route(policy, policy_file),
         model_files=parse_model_files(model_file),
         backend=executor,
         threads_per_node=threads,

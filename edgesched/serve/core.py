@@ -53,6 +53,7 @@ from edgesched.serve.records import RecordWriter
 from edgesched.serve.worker import NodeWorker, WorkerDied
 
 if TYPE_CHECKING:
+    from edgesched.policies.route import RoutePolicy
     from edgesched.profile.power import PowerMeter
 
 VERSION = "1"
@@ -97,7 +98,7 @@ class ServingCore:
         self,
         cluster: Cluster,
         *,
-        policy: str = "min-expected-completion",
+        policy: str | RoutePolicy = "min-expected-completion",
         model_files: Mapping[str, str | Path] | None = None,
         backend: str = "onnxruntime",
         threads_per_node: int | None = 1,
@@ -114,7 +115,7 @@ class ServingCore:
 
         Args:
             cluster: the nodes, their models, and its ``serving:`` section.
-            policy: route policy name (``edgesched.policies.names("route")``).
+            policy: route policy name (``edgesched.policies.names("route")``) or instance.
             model_files: model name → ONNX file, over ``serving.model_files``; other models are
                 zoo names.
             backend: executor backend of nodes whose ``serving.nodes`` entry does not say.
@@ -151,8 +152,8 @@ class ServingCore:
         if workers not in ("local", "ray"):
             raise ConfigError(f"workers must be 'local' or 'ray'; got {workers!r}")
         self.cluster = cluster
-        self.policy_name = policy
-        self._policy = make("route", policy)
+        self._policy = make("route", policy) if isinstance(policy, str) else policy
+        self.policy_name = self._policy.name
         self._sources = {
             m: str((model_files or {}).get(m) or cluster.model_file(m)) for m in cluster.model_names
         }

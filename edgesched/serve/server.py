@@ -50,6 +50,7 @@ from edgesched.serve.protocol import (
 from edgesched.serve.records import RecordWriter
 
 if TYPE_CHECKING:
+    from edgesched.policies.route import RoutePolicy
     from edgesched.profile.power import PowerMeter
 
 
@@ -63,7 +64,7 @@ class InferenceServer:
         self,
         cluster: Cluster,
         *,
-        policy: str = "min-expected-completion",
+        policy: str | RoutePolicy = "min-expected-completion",
         model_files: Mapping[str, str | Path] | None = None,
         backend: str = "onnxruntime",
         threads_per_node: int | None = 1,
@@ -81,7 +82,7 @@ class InferenceServer:
 
         Args:
             cluster: the nodes, the models deployed on each, and the ``serving:`` section.
-            policy: route policy name (``edgesched.policies.names("route")``).
+            policy: route policy name (``edgesched.policies.names("route")``) or instance.
             model_files: model name → ONNX file; other models are zoo names.
             backend: executor backend of every worker (``onnxruntime`` or ``torch``) where the
                 cluster's ``serving.nodes`` does not say.
@@ -120,7 +121,7 @@ class InferenceServer:
             power_meter=power_meter,
         )
         self.cluster = cluster
-        self.policy_name = policy
+        self.policy_name = self.core.policy_name
         self.max_payload_bytes = max_payload_bytes
         self._token = auth_token
         self._runner: Any = None

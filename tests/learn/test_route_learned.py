@@ -112,3 +112,23 @@ def test_the_learned_router_runs_without_torch_or_gymnasium() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "300"
+
+
+def test_simulate_takes_a_policy_file_for_the_learned_router_only(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgesched.cli import app
+    from edgesched.errors import ConfigError
+
+    path = _heuristic_policy(tmp_path / "mine.npz")
+    args = ["simulate", "--policy", "learned", "--requests", "300", "--json"]
+    result = CliRunner().invoke(app, [*args, "--policy-file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["policy"] == "learned"
+    wrong = CliRunner().invoke(app, ["simulate", "--policy", "pow2", "--policy-file", str(path)])
+    assert isinstance(wrong.exception, ConfigError)
+    assert "use --policy learned" in str(wrong.exception)
+    missing = CliRunner().invoke(app, [*args, "--policy-file", str(tmp_path / "none.npz")])
+    assert isinstance(missing.exception, ConfigError) and "train one" in str(missing.exception)
