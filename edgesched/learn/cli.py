@@ -11,7 +11,7 @@ import typer
 from edgesched._console import JsonOpt, console, progress
 
 train_app = typer.Typer(
-    help="Train learned policies in the simulator (needs `pip install 'edgesched[learn]'`).",
+    help="Train learned policies in the simulator (needs the package's learn extra).",
     no_args_is_help=True,
 )
 

@@ -195,7 +195,23 @@ def train_routing(
     out: Path,
     progress: bool = True,
 ) -> NodeScorer:
-    """Train, export to ``out`` and return the numpy scorer (its ``meta`` says how it was made)."""
+    """Train, export to ``out`` and return the numpy scorer (its ``meta`` says how it was made).
+
+    Raises:
+        DependencyNotInstalled: Gymnasium, Stable-Baselines3, sb3-contrib or torch is missing.
+    """
+    import importlib.util
+
+    from edgesched.errors import DependencyNotInstalled
+
+    for module, package in (
+        ("gymnasium", "gymnasium"),
+        ("stable_baselines3", "stable-baselines3"),
+        ("sb3_contrib", "sb3-contrib"),
+        ("torch", "torch"),
+    ):
+        if importlib.util.find_spec(module) is None:
+            raise DependencyNotInstalled(package, "learn")
     from edgesched.learn.env import RoutingEnv
     from edgesched.learn.nets import node_mlp
 

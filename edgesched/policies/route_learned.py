@@ -23,7 +23,7 @@ from edgesched.policies.route import RoutePolicy
 
 
 class LearnedRoute(RoutePolicy):
-    """Route by a trained scorer; learn per-node corrections online (see the module docstring).
+    """A trained network scores each node; per-node corrections are learned from outcomes online.
 
     Args:
         policy_file: a file from ``edgesched train routing`` (default: the shipped policy), or

@@ -108,3 +108,18 @@ def test_a_bad_algorithm_or_step_count_is_a_config_error() -> None:
         TrainConfig(algo="a2c")
     with pytest.raises(ConfigError, match="--steps"):
         TrainConfig(steps=0)
+
+
+def test_training_without_the_learn_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from edgesched.errors import DependencyNotInstalled
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sb3_contrib" else real(name)
+    )
+    with pytest.raises(DependencyNotInstalled, match=r"edgesched\[learn\]"):
+        train_routing(toy_cluster(), toy_scenario(), TrainConfig(steps=10), tmp_path / "p.npz")
