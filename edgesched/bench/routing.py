@@ -126,7 +126,7 @@ class ToldMinExpectedCompletion(MinExpectedCompletionRoute):
             ratio = factor / self._factor.get(node, 1.0)
             self._factor[node] = factor
             for table in self._tables:
-                table.solo = np.where(table.nodes == node, table.solo * ratio, table.solo)
+                table.scale_solo(node, ratio)
         return super().decide(request, view)
 
 

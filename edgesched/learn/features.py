@@ -95,7 +95,7 @@ class RoutingFeatures:
         self._template: list[np.ndarray] = []  # the columns that never change, per model
         self._harm_unit: list[np.ndarray] = []
         for m in range(len(view.model_names)):
-            t = self._mec._tables[m]
+            t = self._mec.table(m)
             ref = float(t.solo.min())
             energy = np.maximum(t.dyn_energy * t.solo, 1e-9)
             self._ref.append(ref)
@@ -112,7 +112,7 @@ class RoutingFeatures:
 
     def nodes(self, model: int) -> np.ndarray:
         """Indices of the nodes the router may choose for ``model``."""
-        return self._mec._tables[model].nodes
+        return self._mec.table(model).nodes
 
     def reference_latency_s(self, model: int) -> float:
         """The model's smallest solo latency over the nodes that serve it."""
@@ -132,7 +132,7 @@ class RoutingFeatures:
 
     def dynamic(self, model: int) -> np.ndarray:
         """The ``d`` columns (:data:`DYNAMIC` order) of the nodes serving ``model``, now."""
-        view, t = self.view, self._mec._tables[model]
+        view, t = self.view, self._mec.table(model)
         nodes = t.nodes
         inflight = view.inflight_model[nodes, model]
         util = view.running_util[nodes]

@@ -17,7 +17,7 @@ from edgesched.errors import ConfigError
 from edgesched.policies.route import RoutePolicy
 
 
-class _ModelTable:
+class ModelTable:
     """Per-model constants over the eligible nodes serving it, gathered once at reset."""
 
     def __init__(self, view: ClusterView, model: int, nodes: np.ndarray) -> None:
@@ -32,13 +32,19 @@ class _ModelTable:
         self.send = view.send_s[nodes, model]
         link = view.link[nodes]
         self.link = np.maximum(link, 0)
-        self.shared = (link >= 0) & view.link_shared[self.link]
+        shared = (link >= 0) & view.link_shared[self.link]
         self.fixed_transfer = self.rtt + self.send
-        self.shared_send = self.send * self.shared
-        self.any_shared = bool(self.shared.any())
+        self.shared_send = self.send * shared
+        self.any_shared = bool(shared.any())
         self.dyn_energy = (view.peak_power_w - view.idle_power_w)[nodes] * view.utilisation[
             nodes, model
         ]
+
+    def scale_solo(self, node: int, ratio: float) -> None:
+        """Multiply ``node``'s solo latency by ``ratio``, keeping what derives from it in step."""
+        at = self.nodes == node
+        self.solo = np.where(at, self.solo * ratio, self.solo)
+        self.solo_alpha = self.solo * self.alpha
 
 
 class MinExpectedCompletionRoute(RoutePolicy):
@@ -61,7 +67,7 @@ class MinExpectedCompletionRoute(RoutePolicy):
     def reset(self, view: ClusterView, rng: np.random.Generator) -> None:
         super().reset(view, rng)
         mask = self.eligible(view)
-        self._tables: list[_ModelTable] = []
+        self._tables: list[ModelTable] = []
         for m, model in enumerate(view.model_names):
             nodes = view.candidates(m)
             nodes = nodes[mask[nodes]]
@@ -70,7 +76,11 @@ class MinExpectedCompletionRoute(RoutePolicy):
                     f"policy {self.name!r} has no node serving model {model!r}; "
                     "deploy it on an eligible node or choose another policy"
                 )
-            self._tables.append(_ModelTable(view, m, nodes))
+            self._tables.append(ModelTable(view, m, nodes))
+
+    def table(self, model: int) -> ModelTable:
+        """The constants of ``model`` (an index) over the eligible nodes, after :meth:`reset`."""
+        return self._tables[model]
 
     def expected_completion(self, model: int, view: ClusterView) -> np.ndarray:
         """Expected seconds to answer a new request of ``model`` on each eligible node."""

@@ -220,3 +220,21 @@ def test_the_told_reference_switches_the_profile_at_the_slowdown() -> None:
     told = simulate(cluster, scenario, ToldMinExpectedCompletion([(end / 2, 0, 6.0)]))
     late = told.workload.times > end / 2 + 1.0
     assert (told.node[late] == 0).mean() < 0.1  # 60 ms there now: the slow node (40 ms) wins
+
+
+def test_the_told_reference_stretches_the_interference_term_with_the_profile() -> None:
+    from edgesched.bench.routing import ToldMinExpectedCompletion
+    from edgesched.core.request import Request
+    from edgesched.sim.runner import draw_workload, make_engine
+    from tests.builders import toy_cluster, toy_scenario
+
+    cluster, scenario = toy_cluster(), toy_scenario()
+    told = ToldMinExpectedCompletion([(1.0, 0, 3.0)])
+    engine = make_engine(cluster, scenario, draw_workload(cluster, scenario), told, 0)
+    before = told.table(0)
+    solo, alpha = before.solo.copy(), before.alpha
+    util = np.array([0.5, 0.0, 0.0])[: solo.size]
+    told.decide(Request(0, 0, 2.0, 1000, 1.0), engine.view)  # past the slowdown
+    service, _ = told.estimate_parts(0, util, np.zeros(solo.size, int), engine.view)
+    expected = np.where(before.nodes == 0, 3.0, 1.0) * solo * (1.0 + alpha * util)
+    np.testing.assert_allclose(service, expected)
