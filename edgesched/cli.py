@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 
 from edgesched._console import JsonOpt, console, err_console, progress
+from edgesched._outputs import check_output_file, prepare_output_dir
 from edgesched.bench.routing_cli import routing
 from edgesched.errors import EdgeschedError
 from edgesched.learn.cli import train_app
@@ -72,29 +72,6 @@ ProfileOpt = Annotated[
 ]
 
 
-def _check_output_file(path: Path) -> None:
-    """Fail before a long run, not after it, when ``path`` cannot be written."""
-    if path.is_dir():
-        raise EdgeschedError(f"{path} is a folder; give a file name for the records")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise EdgeschedError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise EdgeschedError(f"cannot write {path}: folder {parent} is not writable")
-
-
-def _prepare_output_dir(path: Path) -> None:
-    """Create the report folder now, so a bad path fails before the runs."""
-    if path.exists() and not path.is_dir():
-        raise EdgeschedError(f"--out {path} is a file; give a folder for the report")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgeschedError(f"cannot create report folder {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise EdgeschedError(f"cannot write into report folder {path}")
-
-
 def _load(
     cluster: Path | None,
     scenario: Path | None,
@@ -151,7 +128,7 @@ def simulate(
 
     route = make_route(policy, policy_file)
     if records is not None:
-        _check_output_file(records)
+        check_output_file(records)
     spec = offload_spec(offload, threshold, accuracy_target, confidence)
     cl, sc = _load(cluster, scenario, requests, profile)
     with progress(as_json) as bar:
@@ -207,7 +184,7 @@ def demo(
     from edgesched.bench.report import write_report
     from edgesched.bench.tables import metrics_table
 
-    _prepare_output_dir(out)
+    prepare_output_dir(out)
     cl, sc = _load(cluster, scenario, requests, profile)
     with progress(as_json) as bar:
         results = run_all(cl, sc, bar)

@@ -63,9 +63,9 @@ def routing(
     per request relative to that heuristic. Scenarios with a node slowdown (throttling) also get
     the latency before, right after and at the end of the run, and a latency-over-time plot.
     """
+    from edgesched._outputs import prepare_output_dir
     from edgesched.bench.routing import BenchConfig, run_bench
     from edgesched.bench.routing_report import document, renderables, write_outputs
-    from edgesched.cli import _prepare_output_dir
 
     config = BenchConfig(
         scenarios=_names(scenarios) or (),
@@ -75,7 +75,7 @@ def routing(
         learned_policy=learned_policy,
         workers=workers,
     )
-    _prepare_output_dir(out)
+    prepare_output_dir(out)
     with progress(as_json) as bar:
         results = run_bench(config, bar)
     paths = write_outputs(results, config, out)

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from edgesched._console import JsonOpt, console, progress
+from edgesched._outputs import check_output_file, prepare_output_dir
 from edgesched.core.confidence import ConfidenceSample
 from edgesched.errors import EdgeschedError
 from edgesched.offload.sweep import DEFAULT_LINK_MBPS, DEFAULT_RTT_MS, DEFAULT_TARGET, Point
@@ -126,8 +127,7 @@ def measure(
     The package ships one such file (catalog/data/measured/digits-confidence.json); `simulate
     --offload` draws from it.
     """
-    if out.is_dir():
-        raise EdgeschedError(f"--out {out} is a folder; give a file name for the sample")
+    check_output_file(out, "sample")
     sample = _measure(repeats, as_json)
     try:
         sample.save(out)
@@ -206,12 +206,7 @@ def sweep(
     from edgesched.offload.plot import plot_sweep
     from edgesched.offload.sweep import CloudLink, run_sweep
 
-    if out.exists() and not out.is_dir():
-        raise EdgeschedError(f"--out {out} is a file; give a folder for the sweep")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgeschedError(f"cannot create folder {out}: {exc.strerror}") from None
+    prepare_output_dir(out, "sweep")
     measured = ConfidenceSample.load(sample) if sample else _measure(repeats, as_json)
     result = run_sweep(measured, CloudLink.from_cli(link_mbps, rtt_ms), accuracy_target, points)
     data = result.to_dict()
