@@ -214,7 +214,7 @@ class Sender:
         if self._raw is not None:
             answer = await self._raw.send(self._request)
             status, raw = answer.status, answer.body
-            hl = answer.headers.get(b"inference-header-content-length")
+            hl = answer.headers.get(HEADER_LENGTH.lower().encode())
         else:
             async with self._session.post(
                 self.url + self.path, data=self.body, headers=self.headers

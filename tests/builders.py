@@ -136,3 +136,19 @@ def toy_scenario(**overrides: Any) -> ScenarioConfig:
     }
     cfg.update(overrides)
     return ScenarioConfig.parse(yaml.safe_dump(cfg))
+
+
+def quiet_cluster() -> Cluster:
+    """The toy cluster without interference: computation time is exactly the profile's."""
+    return toy_cluster(interference={"kind": "none"})
+
+
+def light_scenario(requests: int, rate_rps: float, *slowdowns: dict[str, Any]) -> ScenarioConfig:
+    """Poisson requests of model ``a`` only (SLO 1 s) at ``rate_rps``, with node slowdowns."""
+    return toy_scenario(
+        requests=requests,
+        models={"a": {"weight": 1, "slo_s": 1.0}},
+        load=None,
+        rate_rps=rate_rps,
+        slowdowns=list(slowdowns),
+    )

@@ -204,16 +204,10 @@ def test_results_do_not_depend_on_the_number_of_workers() -> None:
 def test_the_told_reference_switches_the_profile_at_the_slowdown() -> None:
     from edgesched.bench.routing import ToldMinExpectedCompletion
     from edgesched.sim.runner import simulate
-    from tests.builders import toy_cluster, toy_scenario
+    from tests.builders import light_scenario, quiet_cluster
 
-    scenario = toy_scenario(
-        requests=400,
-        models={"a": {"weight": 1, "slo_s": 1.0}},
-        load=None,
-        rate_rps=5.0,
-        slowdowns=[{"node": "fast", "at_fraction": 0.5, "factor": 6.0}],
-    )
-    cluster = toy_cluster(interference={"kind": "none"})
+    scenario = light_scenario(400, 5.0, {"node": "fast", "at_fraction": 0.5, "factor": 6.0})
+    cluster = quiet_cluster()
     told = simulate(cluster, scenario, ToldMinExpectedCompletion([(0.0, 0, 1.0)]))
     assert (told.node == 0).mean() > 0.9  # told nothing new: the fast node
     end = told.workload.times[-1]

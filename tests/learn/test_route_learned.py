@@ -14,7 +14,7 @@ from edgesched.learn.scorer import NodeScorer
 from edgesched.policies import make, names
 from edgesched.policies.route_learned import LearnedRoute
 from edgesched.sim.runner import simulate
-from tests.builders import toy_cluster, toy_scenario
+from tests.builders import light_scenario, quiet_cluster, toy_cluster, toy_scenario
 
 
 def _heuristic_policy(path: Path) -> Path:
@@ -26,14 +26,8 @@ def _heuristic_policy(path: Path) -> Path:
 
 
 def _share_on_fast_after_slowdown(policy: LearnedRoute) -> float:
-    scenario = toy_scenario(
-        requests=3000,
-        models={"a": {"weight": 1, "slo_s": 1.0}},
-        load=None,
-        rate_rps=20.0,
-        slowdowns=[{"node": "fast", "at_fraction": 0.3, "factor": 6.0}],
-    )
-    result = simulate(toy_cluster(interference={"kind": "none"}), scenario, policy)
+    scenario = light_scenario(3000, 20.0, {"node": "fast", "at_fraction": 0.3, "factor": 6.0})
+    result = simulate(quiet_cluster(), scenario, policy)
     late = result.workload.times > result.workload.times[-1] * 0.6
     return float((result.node[late] == 0).mean())
 

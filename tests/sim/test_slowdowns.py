@@ -7,21 +7,7 @@ import pytest
 
 from edgesched.errors import ConfigError
 from edgesched.sim.runner import simulate
-from tests.builders import toy_cluster, toy_scenario
-
-LIGHT = {"a": {"weight": 1, "slo_s": 1.0}}
-
-
-def _quiet_cluster():  # type: ignore[no-untyped-def]
-    """The toy cluster without interference: computation time is exactly the profile's."""
-    return toy_cluster(interference={"kind": "none"})
-
-
-def _light(requests: int, rate_rps: float, *slowdowns: dict):  # type: ignore[no-untyped-def]
-    """Light Poisson load of model ``a`` with the given slowdowns."""
-    return toy_scenario(
-        requests=requests, models=LIGHT, load=None, rate_rps=rate_rps, slowdowns=list(slowdowns)
-    )
+from tests.builders import light_scenario, quiet_cluster, toy_cluster, toy_scenario
 
 
 def _compute_s(result, node: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,8 +18,8 @@ def _compute_s(result, node: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_a_slowed_node_computes_factor_times_longer_from_the_given_moment() -> None:
     # Light load, always on the fast node: computation time is the solo latency, then 3x.
-    scenario = _light(400, 5.0, {"node": "fast", "at_fraction": 0.5, "factor": 3.0})
-    result = simulate(_quiet_cluster(), scenario, "edge-only")
+    scenario = light_scenario(400, 5.0, {"node": "fast", "at_fraction": 0.5, "factor": 3.0})
+    result = simulate(quiet_cluster(), scenario, "edge-only")
     times, compute = _compute_s(result, 0)
     begin, end = result.workload.times[0], result.workload.times[-1]
     half = begin + 0.5 * (end - begin)
@@ -44,8 +30,8 @@ def test_a_slowed_node_computes_factor_times_longer_from_the_given_moment() -> N
 
 
 def test_a_job_running_when_the_slowdown_starts_stretches_only_its_remaining_work() -> None:
-    scenario = _light(1, 1.0, {"node": "fast", "at_s": 0.005, "factor": 2.0})
-    result = simulate(_quiet_cluster(), scenario, "edge-only")
+    scenario = light_scenario(1, 1.0, {"node": "fast", "at_s": 0.005, "factor": 2.0})
+    result = simulate(quiet_cluster(), scenario, "edge-only")
     # The work done at full speed before the slowdown, then the rest at half speed.
     done = result.workload.times[0] + 0.005 - result.start_s[0]
     assert 0.0 < done < 0.010
@@ -54,13 +40,13 @@ def test_a_job_running_when_the_slowdown_starts_stretches_only_its_remaining_wor
 
 
 def test_restoring_the_factor_restores_the_profile_latency() -> None:
-    scenario = _light(
+    scenario = light_scenario(
         300,
         5.0,
         {"node": "fast", "at_fraction": 0.3, "factor": 4.0},
         {"node": "fast", "at_fraction": 0.6, "factor": 1.0},
     )
-    result = simulate(_quiet_cluster(), scenario, "edge-only")
+    result = simulate(quiet_cluster(), scenario, "edge-only")
     times, compute = _compute_s(result, 0)
     begin, end = result.workload.times[0], result.workload.times[-1]
     late = compute[times > begin + 0.7 * (end - begin)]
@@ -92,7 +78,7 @@ def test_the_view_carries_the_measured_slowdown_per_node() -> None:
             super().reset(view, rng)
             self._view = view
 
-    scenario = _light(200, 5.0, {"node": "fast", "at_fraction": 0.2, "factor": 3.0})
-    simulate(_quiet_cluster(), scenario, Watch())
+    scenario = light_scenario(200, 5.0, {"node": "fast", "at_fraction": 0.2, "factor": 3.0})
+    simulate(quiet_cluster(), scenario, Watch())
     assert seen[0] == pytest.approx(1.0)
     assert seen[-1] == pytest.approx(3.0, rel=0.01)
