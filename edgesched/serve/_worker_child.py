@@ -1,10 +1,12 @@
 """The child process of a :class:`~edgesched.serve.worker.NodeWorker`: model instances on threads.
 
-The parent spawns :func:`child_main` with its end of a duplex Pipe. The child pins itself to the
-node's CPUs, opens every instance, warms it and answers ``("ready", infos)`` or
-``("error", reason)``. Then its main thread reads requests and puts each on its model's FIFO
-queue; one thread per instance takes requests from that queue and runs them (ONNX Runtime
-releases the GIL, so instances run concurrently) and sends the answer under one send lock.
+The parent spawns :func:`child_main` with its end of a Unix socket pair, over which both sides
+exchange frames (:mod:`edgesched.serve._frames`). The child pins itself to the node's CPUs, opens
+every instance, warms it and answers ``("ready", infos)`` or ``("error", reason)``. Then its main
+thread reads requests. With a single instance it runs each request itself, which spares a
+thread hand-off per request; otherwise it puts each on its model's FIFO queue, from which one
+thread per instance takes requests and runs them (ONNX Runtime releases the GIL, so instances
+run concurrently). Answers are sent under one send lock.
 
 Messages, parent to child: ``("infer", rid, model, batch)``, ``("infer_shm", rid, model,
 block_name, shape, dtype)`` for a tensor the parent wrote into a shared-memory block
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from edgesched.serve._frames import recv_frame, send_frame
 from edgesched.serve._shm import BlockViews
 
 
@@ -66,32 +70,51 @@ def _load(models: Mapping[str, int], opts: dict[str, Any]) -> tuple[dict[str, li
     return executors, infos
 
 
-def child_main(conn: Any, models: dict[str, int], opts: dict[str, Any]) -> None:
+class _Replies:
+    """The child's sending side: whole frames under one lock, whatever thread answers."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, msg: tuple) -> bool:
+        """Send ``msg``; False when the parent is gone."""
+        with self._lock:
+            try:
+                send_frame(self._sock, msg)
+            except OSError:
+                return False
+            except Exception as exc:  # outputs that do not pickle
+                send_frame(self._sock, ("err", msg[1], f"cannot send the outputs: {one_line(exc)}"))
+        return True
+
+
+def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]) -> None:
     """Entry point of the child process (see the module docstring)."""
     # Ctrl-C reaches the whole process group; the parent drains and then sends "stop"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    replies = _Replies(sock)
     try:
         executors, infos = _load(models, opts)
     except BaseException as exc:  # reported to the parent, whose start() raises it
-        conn.send(("error", one_line(exc)))
+        replies.send(("error", one_line(exc)))
         return
-    send_lock = threading.Lock()
     cap: int | None = opts["max_batch"]
     queues: dict[str, queue.SimpleQueue] = {m: queue.SimpleQueue() for m in executors}
+    instances = [(m, ex) for m, insts in executors.items() for ex in insts]
     threads = [
-        threading.Thread(
-            target=_instance_loop, args=(ex, queues[m], conn, send_lock, cap), daemon=True
-        )
-        for m, insts in executors.items()
-        for ex in insts
+        threading.Thread(target=_instance_loop, args=(ex, queues[m], replies, cap), daemon=True)
+        for m, ex in instances
     ]
-    for t in threads:
-        t.start()
-    conn.send(("ready", infos))
+    inline = instances[0][1] if len(instances) == 1 else None
+    if inline is None:
+        for t in threads:
+            t.start()
+    replies.send(("ready", infos))
     views = BlockViews()
     while True:
         try:
-            msg = conn.recv()
+            msg = recv_frame(sock)
         except (EOFError, OSError):
             break  # the parent is gone: finish what is queued, then exit
         if msg[0] == "stop":
@@ -101,57 +124,47 @@ def child_main(conn: Any, models: dict[str, int], opts: dict[str, Any]) -> None:
             try:
                 batch = views.view(name, shape, dtype)
             except (OSError, ValueError, TypeError) as exc:
-                with send_lock:
-                    conn.send(("err", rid, f"cannot read the request's tensor: {one_line(exc)}"))
+                replies.send(("err", rid, f"cannot read the request's tensor: {one_line(exc)}"))
                 continue
         else:
             _, rid, model, batch = msg
         q = queues.get(model)
         if q is None:
-            with send_lock:
-                conn.send(("err", rid, f"model {model!r} is not served by this worker"))
-            continue
-        q.put((rid, batch))
-    for m, insts in executors.items():
-        for _ in insts:
+            replies.send(("err", rid, f"model {model!r} is not served by this worker"))
+        elif inline is not None:
+            if not replies.send(_run(inline, rid, batch, cap)):
+                break
+        else:
+            q.put((rid, batch))
+    if inline is None:
+        for m, _ in instances:
             queues[m].put(None)
-    for t in threads:
-        t.join()
+        for t in threads:
+            t.join()
     views.close()
-    for insts in executors.values():
-        for ex in insts:
-            ex.close()
+    for _, ex in instances:
+        ex.close()
 
 
-def _instance_loop(
-    ex: Any, q: queue.SimpleQueue, conn: Any, send_lock: threading.Lock, cap: int | None
-) -> None:
+def _run(ex: Any, rid: int, batch: Any, cap: int | None) -> tuple:
+    """Run one request on executor ``ex``; its answer message."""
+    t0 = time.perf_counter()
+    try:
+        if cap is not None and isinstance(batch, np.ndarray) and batch.ndim and len(batch) > cap:
+            raise ValueError(
+                f"model {ex.model} takes batches of at most {cap} samples on this node; "
+                f"got {len(batch)}; split the batch"
+            )
+        return ("ok", rid, ex.run(batch), time.perf_counter() - t0)
+    except Exception as exc:
+        return ("err", rid, one_line(exc))
+
+
+def _instance_loop(ex: Any, q: queue.SimpleQueue, replies: _Replies, cap: int | None) -> None:
     """Run requests from ``q`` on executor ``ex`` until the ``None`` sentinel."""
-    clock = time.perf_counter
     while (item := q.get()) is not None:
-        rid, batch = item
-        t0 = clock()
-        try:
-            if (
-                cap is not None
-                and isinstance(batch, np.ndarray)
-                and batch.ndim
-                and len(batch) > cap
-            ):
-                raise ValueError(
-                    f"model {ex.model} takes batches of at most {cap} samples on this node; "
-                    f"got {len(batch)}; split the batch"
-                )
-            msg: tuple = ("ok", rid, ex.run(batch), clock() - t0)
-        except Exception as exc:
-            msg = ("err", rid, one_line(exc))
-        with send_lock:
-            try:
-                conn.send(msg)
-            except OSError:
-                return  # the parent is gone
-            except Exception as exc:  # outputs that do not pickle
-                conn.send(("err", rid, f"cannot send the outputs back: {one_line(exc)}"))
+        if not replies.send(_run(ex, *item, cap)):
+            return  # the parent is gone
 
 
 __all__ = ["child_main", "one_line"]

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,7 +52,7 @@ from edgesched.serve.protocol import (
     unavailable,
 )
 from edgesched.serve.records import RecordWriter
-from edgesched.serve.worker import NodeWorker, WorkerDied
+from edgesched.serve.worker import NodeWorker, WorkerDied, WorkerFuture
 
 if TYPE_CHECKING:
     from edgesched.policies.route import RoutePolicy
@@ -63,6 +65,33 @@ log = logging.getLogger("edgesched.serve")
 _LOCAL = object()  # the workers are local processes, not Ray actors
 #: ``node`` label of the serving machine's own power meter (the local workers share it).
 HOST = "host"
+
+
+def awaitable(fut: WorkerFuture) -> asyncio.Future:
+    """``fut`` as a future of the running loop. Unlike :func:`asyncio.wrap_future`, a worker
+    answering in this loop's own thread (a local worker) resolves it directly, without waking
+    the loop through its self-pipe."""
+    loop = asyncio.get_running_loop()
+    out = loop.create_future()
+    tid = threading.get_ident()
+
+    def copy(done: WorkerFuture) -> None:
+        if out.cancelled():
+            return
+        exc = done.exception()
+        if exc is None:
+            out.set_result(done.result())
+        else:
+            out.set_exception(exc)
+
+    def on_done(done: WorkerFuture) -> None:
+        if threading.get_ident() == tid:
+            copy(done)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(copy, done)
+
+    fut.add_done_callback(on_done)
+    return out
 
 
 @dataclass(slots=True)
@@ -230,8 +259,13 @@ class ServingCore:
             # connect from this (the main) thread, offering every node's resource if local
             ensure_ray(self._ray_address, self.node_ids)
         loop = asyncio.get_running_loop()
+        # local workers do their I/O in this loop: an answer wakes the request awaiting it
+        starts = [
+            functools.partial(w.start, loop=loop) if isinstance(w, NodeWorker) else w.start
+            for w in self._workers
+        ]
         results = await asyncio.gather(
-            *(loop.run_in_executor(None, w.start) for w in self._workers), return_exceptions=True
+            *(loop.run_in_executor(None, start) for start in starts), return_exceptions=True
         )
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -316,7 +350,7 @@ class ServingCore:
             if all(d is not None for d in info.input_shape):
                 probe = np.zeros((1, *info.input_shape), np.float32)
                 fut = self._workers[nodes[m][0]].submit(self._sources[m], probe)
-                arrays = await asyncio.wrap_future(fut)
+                arrays = await awaitable(fut)
                 outputs = [
                     TensorSpec(f"output{i}", datatype_of(a.dtype), (-1, *a.shape[1:]))
                     for i, a in enumerate(arrays)
@@ -532,7 +566,7 @@ class ServingCore:
             sent = time.monotonic()
             fut = self._workers[node].submit(m.source, batch)
             try:
-                arrays = await asyncio.wrap_future(fut)
+                arrays = await awaitable(fut)
             except WorkerDied as exc:
                 live.finish(node, m.index, None)
                 self._node_gauge(node)

@@ -1,10 +1,13 @@
 """The serving worker of one node: its model instances in one child OS process.
 
 A :class:`NodeWorker` spawns one child process (the ``spawn`` context, so CUDA works there) that
-pins itself to the node's CPUs and runs each model's instances on threads pulling from that
-model's FIFO queue (:mod:`edgesched.serve._worker_child`). The parent sends requests over one
-Pipe and a single reader thread resolves their futures. Numpy arrays cross the pipe as they are;
-no process or thread is created per request.
+pins itself to the node's CPUs and runs each model's instances
+(:mod:`edgesched.serve._worker_child`).
+Parent and child talk in frames over a Unix socket pair (:mod:`edgesched.serve._frames`). The
+parent's end lives in an asyncio event loop: the frontend's own (``start(loop=...)``), so that an
+answer wakes the loop that awaits it directly, or else one the worker runs in a thread of its own.
+Writes never block, whatever the child is doing; numpy arrays cross as they are, and large ones
+through shared memory. No process or thread is created per request.
 
 Faults (ARCHITECTURE.md §9: no accepted request vanishes): when the child dies, every request in
 flight fails with :class:`WorkerDied`, which names the node and how many were lost, so the caller
@@ -19,15 +22,18 @@ this module exports them too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing as mp
+import socket
 import threading
 from collections.abc import Mapping
 from typing import Any, Self
 
 import numpy as np
 
+from edgesched.serve._frames import FrameReader, encode, recv_frame
 from edgesched.serve._shm import MIN_SHARED_BYTES, BlockPool
 from edgesched.serve._worker_base import (
     BaseNodeWorker,
@@ -41,10 +47,43 @@ from edgesched.serve._worker_child import child_main
 log = logging.getLogger("edgesched.serve")
 
 
+class _Link(asyncio.Protocol):
+    """The parent's end of one child's socket, living in the worker's event loop."""
+
+    def __init__(self, worker: NodeWorker) -> None:
+        self._worker = worker
+        self._frames = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.retired = False  # closed on purpose: its end is no death
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        for msg in self._frames.feed(data):
+            self._worker._answer(msg)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.retired:
+            self.retired = True
+            threading.Thread(
+                target=self._worker._on_death,
+                name=f"worker-{self._worker.node_id}-restart",
+                daemon=True,
+            ).start()
+
+    def write(self, frame: tuple[bytes, bytes]) -> None:
+        """Queue one frame (loop thread only); dropped once the child is gone."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.writelines(frame)
+
+
 class NodeWorker(BaseNodeWorker):
     """The model instances of one node, in one child process (see the module docstring).
 
-    Thread-safe: any thread may :meth:`submit`. Use it as a context manager, or call :meth:`close`.
+    Thread-safe: any thread may :meth:`submit`; :meth:`close` from any thread but the event
+    loop's it was started with. Use it as a context manager, or call :meth:`close`.
     """
 
     _down = "is down (too many restarts)"  # what a submit says once it is down
@@ -65,63 +104,102 @@ class NodeWorker(BaseNodeWorker):
         """
         super().__init__(node_id, models, **options)
         self._ctx = mp.get_context("spawn")
-        self._send_lock = threading.Lock()
         self._pool = BlockPool()  # large inputs travel through shared memory, held in _held
         self._proc: Any = None
-        self._conn: Any = None
-        self._reader: threading.Thread | None = None
+        self._link: _Link | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None  # the id of the thread running _loop
+        self._own_loop: threading.Thread | None = None  # runs _loop when no loop was given
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, timeout_s: float = 120.0) -> Self:
+    def start(
+        self, timeout_s: float = 120.0, loop: asyncio.AbstractEventLoop | None = None
+    ) -> Self:
         """Spawn the child and wait until every model is loaded and warm.
 
         Args:
             timeout_s: how long to wait, in seconds (also used for each automatic restart).
+            loop: the running event loop to do the worker's I/O in (a frontend's, which then
+                gets answers without a thread hop); call ``start`` from another thread than
+                that loop's, e.g. through ``loop.run_in_executor``. None: the worker runs an
+                event loop in a thread of its own.
 
         Returns:
             The worker itself.
 
         Raises:
             WorkerError: the child could not load a model (the child's one-line reason), died,
-                or was not ready within ``timeout_s``; or the worker was started or closed.
+                or was not ready within ``timeout_s``; or the worker was started or closed;
+                or ``start`` was called from ``loop``'s own thread.
         """
+        if loop is not None and _running_loop() is loop:
+            raise WorkerError(
+                f"worker of node {self.node_id!r}: start it from another thread than its event "
+                "loop's (e.g. loop.run_in_executor), since it waits for the child"
+            )
         self._begin_start(timeout_s)
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            self._own_loop = threading.Thread(
+                target=loop.run_forever, name=f"worker-{self.node_id}-io", daemon=True
+            )
+            self._own_loop.start()
+        self._loop = loop
         try:
-            proc, conn, infos = self._spawn(timeout_s)
+            proc, sock, infos = self._spawn(timeout_s)
+            link = self._attach(sock, timeout_s)
         except WorkerError:
             self._go_down()
+            self._stop_own_loop()
             raise
         with self._lock:
-            self._proc, self._conn, self._state = proc, conn, "up"
+            self._proc, self._link, self._state = proc, link, "up"
             self._infos = {m: ModelInfo(**i) for m, i in infos.items()}
-        self._reader = threading.Thread(
-            target=self._read_loop, name=f"worker-{self.node_id}-reader", daemon=True
-        )
-        self._reader.start()
         return self
+
+    def close(self, drain: bool = True, timeout_s: float = 30.0) -> None:
+        """As :meth:`BaseNodeWorker.close`; WorkerError when called from the worker's event loop,
+        whose answers the drain waits for."""
+        if self._loop is not None and self._loop_thread == threading.get_ident():
+            raise WorkerError(
+                f"worker of node {self.node_id!r}: close it from another thread than its event "
+                "loop's (e.g. loop.run_in_executor), since it waits for answers"
+            )
+        super().close(drain, timeout_s)
 
     def _stop(self, timeout_s: float) -> None:
         """Let the child finish what it has queued and exit (else kill it); free the blocks."""
-        proc, conn = self._proc, self._conn
+        proc, link = self._proc, self._link
+        if link is not None:
+            link.retired = True
+            self._write(link, encode(("stop",)))
         if proc is not None:
-            with self._send_lock, contextlib.suppress(OSError, ValueError):
-                conn.send(("stop",))
             proc.join(timeout_s)
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(5)
+        if link is not None and self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop has stopped: nothing to close
+                self._loop.call_soon_threadsafe(_close_transport, link)
+        self._stop_own_loop()
         self._release_held()
         self._pool.close()
-        if conn is not None:
-            conn.close()
+
+    def _stop_own_loop(self) -> None:
+        """Stop and close the event loop the worker runs itself, if it does."""
+        thread, loop = self._own_loop, self._loop
+        if thread is None or loop is None:
+            return
+        self._own_loop = None
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
 
     # -- requests --------------------------------------------------------------------------------
 
     def _route(self) -> Any:
-        return self._conn
+        return self._link
 
     def _message(self, rid: int, model: str, batch: np.ndarray) -> tuple:
         """The request's message: large tensors go into a shared-memory block, named in it."""
@@ -132,16 +210,36 @@ class NodeWorker(BaseNodeWorker):
             self._held[rid] = block
         return ("infer_shm", rid, model, block.name, batch.shape, batch.dtype.str)
 
-    def _send(self, conn: Any, rid: int, model: str, batch: np.ndarray, fut: WorkerFuture) -> None:
-        """Send one request; a broken pipe is left to the reader, which fails it."""
+    def _send(
+        self, link: _Link, rid: int, model: str, batch: np.ndarray, fut: WorkerFuture
+    ) -> None:
+        """Send one request; a dead child is left to the death handler, which fails it."""
         try:
-            msg = self._message(rid, model, batch)
-            with self._send_lock:
-                conn.send(msg)
-        except (OSError, ValueError):
-            pass  # the child died: the reader fails every pending request
+            frame = encode(self._message(rid, model, batch))
         except Exception as exc:  # does not pickle: nothing was written
             self._unsent(rid, fut, exc)
+            return
+        self._write(link, frame)
+
+    def _write(self, link: _Link, frame: tuple[bytes, bytes]) -> None:
+        """Write ``frame`` on ``link`` from any thread (in order, from the loop's thread)."""
+        loop = self._loop
+        if self._loop_thread == threading.get_ident():
+            link.write(frame)
+        elif loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the child is gone
+                loop.call_soon_threadsafe(link.write, frame)
+
+    def _answer(self, msg: tuple) -> None:
+        """Resolve the future of the request ``msg`` answers (in the loop's thread)."""
+        fut = self._pop(msg[1])
+        if fut is None:
+            return
+        if msg[0] == "ok":
+            fut.exec_s = msg[3]
+            fut.set_result(msg[2])
+        else:
+            fut.set_exception(WorkerError(f"node {self.node_id!r}: {msg[2]}"))
 
     def _free(self, held: Any) -> None:
         self._pool.release(held)
@@ -164,9 +262,9 @@ class NodeWorker(BaseNodeWorker):
 
     # -- the child process -----------------------------------------------------------------------
 
-    def _spawn(self, timeout_s: float) -> tuple[Any, Any, dict[str, dict[str, Any]]]:
+    def _spawn(self, timeout_s: float) -> tuple[Any, socket.socket, dict[str, dict[str, Any]]]:
         """Start a child and wait for its ``ready``; kill it and raise WorkerError otherwise."""
-        ours, theirs = self._ctx.Pipe()
+        ours, theirs = socket.socketpair()
         proc = self._ctx.Process(
             target=child_main,
             args=(theirs, self._models, self._opts),
@@ -175,48 +273,49 @@ class NodeWorker(BaseNodeWorker):
         )
         proc.start()
         theirs.close()  # so that the child's death reads as end of file here
+        ours.settimeout(timeout_s)
         try:
-            if not ours.poll(timeout_s):
-                raise WorkerError(
-                    f"worker of node {self.node_id!r} was not ready within {timeout_s:g} s"
-                )
-            status, payload = ours.recv()
-        except (EOFError, OSError):
-            proc.join(5)
-            status, payload = "error", f"its process exited with code {proc.exitcode}"
-        except WorkerError:
+            status, payload = recv_frame(ours)
+        except TimeoutError:
             proc.kill()
             proc.join(5)
             ours.close()
-            raise
+            raise WorkerError(
+                f"worker of node {self.node_id!r} was not ready within {timeout_s:g} s"
+            ) from None
+        except (EOFError, OSError):
+            proc.join(5)
+            status, payload = "error", f"its process exited with code {proc.exitcode}"
         if status != "ready":
             proc.join(5)
             ours.close()
             raise WorkerError(f"worker of node {self.node_id!r} failed to start: {payload}")
+        ours.settimeout(None)
         return proc, ours, payload
 
-    def _read_loop(self) -> None:
-        """The reader thread: resolve futures; on the child's death fail them and restart."""
-        conn = self._conn
-        while True:
-            try:
-                msg = conn.recv()
-            except (EOFError, OSError):
-                conn = self._on_death()
-                if conn is None:
-                    return
-                continue
-            fut = self._pop(msg[1])
-            if fut is None:
-                continue
-            if msg[0] == "ok":
-                fut.exec_s = msg[3]
-                fut.set_result(msg[2])
-            else:
-                fut.set_exception(WorkerError(f"node {self.node_id!r}: {msg[2]}"))
+    def _attach(self, sock: socket.socket, timeout_s: float) -> _Link:
+        """Hand the parent's end of a child's socket to the event loop; its link."""
+        loop = self._loop
+        assert loop is not None
+        link = _Link(self)
 
-    def _on_death(self) -> Any:
-        """Fail what was in flight, then restart the child; its connection, or None to stop."""
+        async def connect() -> None:
+            self._loop_thread = threading.get_ident()
+            await loop.create_connection(lambda: link, sock=sock)
+
+        try:
+            asyncio.run_coroutine_threadsafe(connect(), loop).result(timeout_s)
+        except Exception as exc:
+            sock.close()
+            raise WorkerError(
+                f"worker of node {self.node_id!r}: its event loop did not take the connection "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        return link
+
+    def _on_death(self) -> None:
+        """The child died (run in a thread of its own): fail what was in flight, then restart
+        the child, and send it the requests that waited."""
         proc = self._proc
         proc.join(5)
         code = proc.exitcode
@@ -242,43 +341,47 @@ class NodeWorker(BaseNodeWorker):
             fut.set_exception(WorkerDied(self.node_id, len(lost), f"died (exit code {code})"))
         if not retry:
             self._fail_all(f"is down after its process died (exit code {code})")
-            return None
+            return
         try:
-            proc, conn, _ = self._spawn(self._start_timeout_s)
+            proc, sock, _ = self._spawn(self._start_timeout_s)
+            link = self._attach(sock, self._start_timeout_s)
         except WorkerError as exc:
             self._go_down()
             self._fail_all(f"could not restart: {exc}")
-            return None
-        with self._send_lock:
-            with self._lock:
-                closed = self._state == "closed"
-                backlog = []
-                if not closed:
-                    self._proc, self._conn = proc, conn
-                    backlog = self._resume()
-                    log.info(
-                        "worker restarted",
-                        extra={
-                            "event": "worker_restarted",
-                            "node": self.node_id,
-                            "pid": proc.pid,
-                            "restarts": self.restarts,
-                        },
-                    )
-            for rid, model, batch, fut in backlog:
-                try:
-                    conn.send(self._message(rid, model, batch))
-                except (OSError, ValueError):
-                    pass  # the new child died too: the reader fails what is pending
-                except Exception as exc:  # does not pickle: nothing was written
-                    self._unsent(rid, fut, exc)
+            return
+        with self._lock:
+            closed = self._state == "closed"
+            if not closed:
+                self._proc, self._link = proc, link
+                for rid, model, batch, fut in self._resume():
+                    self._send(link, rid, model, batch, fut)
+                log.info(
+                    "worker restarted",
+                    extra={
+                        "event": "worker_restarted",
+                        "node": self.node_id,
+                        "pid": proc.pid,
+                        "restarts": self.restarts,
+                    },
+                )
         if closed:
+            link.retired = True
             proc.kill()
             proc.join(5)
-            conn.close()
+            self._write(link, encode(("stop",)))
             self._fail_all("was closed before answering")
-            return None
-        return conn
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _close_transport(link: _Link) -> None:
+    if link.transport is not None:
+        link.transport.close()
 
 
 __all__ = ["ModelInfo", "NodeWorker", "WorkerDied", "WorkerError", "WorkerFuture"]

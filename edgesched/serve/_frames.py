@@ -1,0 +1,78 @@
+"""Length-prefixed pickle frames between a :class:`~edgesched.serve.worker.NodeWorker` and its
+child process, over one Unix socket pair.
+
+Each frame is an 8-byte little-endian payload length, then the payload: one message pickled with
+protocol 5. The child reads and writes frames with blocking calls (:func:`send_frame`,
+:func:`recv_frame`); the frontend reads them in its event loop, feeding whatever bytes arrive to
+a :class:`FrameReader` and writing through the loop's non-blocking transport, so that neither
+side's writes can stall the other's reads.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import struct
+from typing import Any
+
+#: The frame header: the payload's length in bytes.
+HEADER = struct.Struct("<Q")
+
+
+def encode(msg: Any) -> tuple[bytes, bytes]:
+    """The frame of ``msg``: header and payload, to be written one after the other."""
+    payload = pickle.dumps(msg, protocol=5)
+    return HEADER.pack(len(payload)), payload
+
+
+def send_frame(sock: socket.socket, msg: Any) -> None:
+    """Write one message (blocking)."""
+    head, payload = encode(msg)
+    sent = sock.sendmsg([head, payload])  # the whole frame, unless a signal cut it short
+    if sent < len(head) + len(payload):
+        sock.sendall((head + payload)[sent:])
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> memoryview:
+    buf = memoryview(bytearray(n))
+    got = 0
+    while got < n:
+        k = sock.recv_into(buf[got:])
+        if not k:
+            raise EOFError("the other end closed the socket")
+        got += k
+    return buf
+
+
+def recv_frame(sock: socket.socket) -> Any:
+    """Read one message (blocking). Raises EOFError when the other end is gone."""
+    (length,) = HEADER.unpack(_recv_exactly(sock, HEADER.size))
+    return pickle.loads(_recv_exactly(sock, length))
+
+
+class FrameReader:
+    """Splits a byte stream into messages: :meth:`feed` what arrives, iterate what is complete."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Add ``data``; return every message now complete, in order."""
+        buf = self._buf
+        buf += data
+        msgs = []
+        start, end = 0, len(buf)
+        while end - start >= HEADER.size:
+            (length,) = HEADER.unpack_from(buf, start)
+            stop = start + HEADER.size + length
+            if stop > end:
+                break
+            with memoryview(buf) as view:
+                msgs.append(pickle.loads(view[start + HEADER.size : stop]))
+            start = stop
+        if start:
+            del buf[:start]
+        return msgs
+
+
+__all__ = ["HEADER", "FrameReader", "encode", "recv_frame", "send_frame"]
