@@ -1,18 +1,15 @@
-"""Pieces of the HTTP frontend that are not the server itself: model records, per-request
-accounting, request checks and response builders."""
+"""Pieces of the frontends that are not a server itself: model records, per-request accounting
+and request checks."""
 
 from __future__ import annotations
 
-import contextvars
 import ipaddress
-import json
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from edgesched.serve._datatypes import TensorSpec
-from edgesched.serve.protocol import ProtocolError, error_body
+from edgesched.serve.protocol import ProtocolError
 from edgesched.serve.worker import ModelInfo
 
 
@@ -42,12 +39,6 @@ class Accounting:
     node: str = ""  # "" until the request is dispatched
     exec_s: float | None = None
     batch: int | None = None
-
-
-#: The Accounting of the infer request the current task handles (set by the middleware).
-CURRENT_ACCT: contextvars.ContextVar[Accounting | None] = contextvars.ContextVar(
-    "edgesched_acct", default=None
-)
 
 
 def is_loopback(host: str) -> bool:
@@ -80,15 +71,3 @@ def check_batch(m: ServedModel, name: str, datatype: str, data: np.ndarray) -> n
             f"model {m.name!r} takes batches of at most {m.info.max_batch}; got {shape[0]}"
         )
     return data
-
-
-def json_response(obj: Any, status: int = 200) -> Any:
-    from aiohttp import web
-
-    return web.Response(
-        body=json.dumps(obj).encode("utf-8"), status=status, content_type="application/json"
-    )
-
-
-def error_response(web: Any, status: int, exc: BaseException | str) -> Any:
-    return web.Response(body=error_body(exc), status=status, content_type="application/json")

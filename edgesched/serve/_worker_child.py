@@ -9,7 +9,7 @@ thread per instance takes requests and runs them (ONNX Runtime releases the GIL,
 run concurrently). Answers are sent under one send lock.
 
 Messages, parent to child: ``("infer", rid, model, batch)``, ``("infer_shm", rid, model,
-block_name, shape, dtype)`` for a tensor the parent wrote into a shared-memory block
+block_name, offset, shape, dtype)`` for a tensor that lies in a shared-memory block
 (:mod:`edgesched.serve._shm`), and ``("stop",)``. Child to parent:
 ``("ok", rid, outputs, exec_s)`` and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every
 queued request finish, then the child exits; so does end of file (the parent is gone).
@@ -120,9 +120,9 @@ def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]
         if msg[0] == "stop":
             break
         if msg[0] == "infer_shm":
-            _, rid, model, name, shape, dtype = msg
+            _, rid, model, name, offset, shape, dtype = msg
             try:
-                batch = views.view(name, shape, dtype)
+                batch = views.view(name, shape, dtype, offset)
             except (OSError, ValueError, TypeError) as exc:
                 replies.send(("err", rid, f"cannot read the request's tensor: {one_line(exc)}"))
                 continue

@@ -42,6 +42,7 @@ from edgesched.errors import ConfigError
 from edgesched.serve._batcher import DynamicBatcher
 from edgesched.serve._datatypes import TensorSpec, datatype_of, model_config, model_metadata
 from edgesched.serve._http import Accounting, ServedModel, check_batch
+from edgesched.serve._shm import BlockPool
 from edgesched.serve._state import LiveState
 from edgesched.serve.metrics import ServerMetrics, reason_of
 from edgesched.serve.protocol import (
@@ -187,6 +188,8 @@ class ServingCore:
             m: str((model_files or {}).get(m) or cluster.model_file(m)) for m in cluster.model_names
         }
         self._offload_nodes = self._check_offload(cluster)
+        #: shared-memory blocks of the local workers, which request bodies may be received into
+        self.pool = BlockPool() if workers == "local" else None
         self._workers = [
             self._worker(node, backend, threads_per_node, workers, ray_address)
             for node in cluster.nodes
@@ -227,7 +230,7 @@ class ServingCore:
             from edgesched.serve.ray_worker import RayNodeWorker
 
             return RayNodeWorker(node.id, models, address=address, **kw)
-        return NodeWorker(node.id, models, **kw)
+        return NodeWorker(node.id, models, pool=self.pool, **kw)
 
     @staticmethod
     def _check_offload(cluster: Cluster) -> dict[str, list[int]]:
@@ -334,6 +337,8 @@ class ServingCore:
     def _close_workers(self, drain: bool, timeout_s: float) -> None:
         for w in self._workers:
             w.close(drain=drain, timeout_s=timeout_s)
+        if self.pool is not None:
+            self.pool.close()
 
     async def _describe_models(self) -> None:
         """Learn each model's input from the workers and its outputs from one probe batch."""

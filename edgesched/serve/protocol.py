@@ -171,7 +171,7 @@ class InferResponse:
 
 
 def decode_request(
-    body: bytes, header_length: int | None = None, *, max_bytes: int | None = None
+    body: bytes | memoryview, header_length: int | None = None, *, max_bytes: int | None = None
 ) -> InferRequest:
     """Decode a v2 ``POST .../infer`` body.
 
@@ -247,7 +247,7 @@ def decode_response(
 
 
 def _split(
-    body: bytes, header_length: int | None, what: str
+    body: bytes | memoryview, header_length: int | None, what: str
 ) -> tuple[dict[str, Any], memoryview | None]:
     if header_length is not None and not 0 < header_length <= len(body):
         raise ProtocolError(
@@ -256,7 +256,7 @@ def _split(
         )
     head = body if header_length is None else body[:header_length]
     try:
-        obj = json.loads(head)
+        obj = json.loads(bytes(head) if isinstance(head, memoryview) else head)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ProtocolError(f"{what} JSON is malformed: {exc}") from None
     if not isinstance(obj, dict):

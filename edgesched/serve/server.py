@@ -2,7 +2,8 @@
 
 :class:`InferenceServer` runs one :class:`NodeWorker` per cluster node, keeps a live
 :class:`ClusterView` of them (:mod:`edgesched.serve._state`), routes every request with a route
-policy and serves the v2 REST endpoints with aiohttp (``pip install "edgesched[serve]"``):
+policy and serves the v2 REST endpoints over its own HTTP/1.1 server (:mod:`._http1`, which
+receives tensor bodies straight into one buffer):
 
 =====================================================  ==========================================
 ``GET /v2/health/live``, ``GET /v2/health/ready``       liveness; readiness (every worker up)
@@ -23,27 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from edgesched.core.cluster import Cluster
-from edgesched.errors import ConfigError, DependencyNotInstalled
-from edgesched.serve._http import (
-    CURRENT_ACCT,
-    Accounting,
-    ServedModel,
-    error_response,
-    is_loopback,
-    json_response,
-)
+from edgesched.errors import ConfigError
+from edgesched.serve._http import Accounting, ServedModel, is_loopback
+from edgesched.serve._http1 import HttpRequest, HttpResponse, HttpServer
+from edgesched.serve._shm import MIN_SHARED_BYTES
 from edgesched.serve.core import VERSION, ServingCore
 from edgesched.serve.protocol import (
     HEADER_LENGTH,
     ProtocolError,
     decode_request,
     encode_response,
+    error_body,
     http_status,
     unavailable,
 )
@@ -52,6 +50,22 @@ from edgesched.serve.records import RecordWriter
 if TYPE_CHECKING:
     from edgesched.policies.route import RoutePolicy
     from edgesched.profile.power import PowerMeter
+
+_HEADER_KEY = HEADER_LENGTH.lower()
+#: Alignment in bytes of a binary tensor body's data in its shared block (a cache line).
+_ALIGN = 64
+#: What every model route ends with, → its handler's name.
+_MODEL_ROUTES = {"": "_model_meta_h", "ready": "_model_ready_h", "config": "_model_config_h"}
+
+
+def json_response(obj: Any, status: int = 200) -> HttpResponse:
+    """``obj`` as a JSON response."""
+    return HttpResponse(status, json.dumps(obj).encode("utf-8"))
+
+
+def error_response(status: int, exc: BaseException | str) -> HttpResponse:
+    """A v2 error body ``{"error": ...}`` with ``status``."""
+    return HttpResponse(status, error_body(exc))
 
 
 class InferenceServer:
@@ -124,8 +138,8 @@ class InferenceServer:
         self.policy_name = self.core.policy_name
         self.max_payload_bytes = max_payload_bytes
         self._token = auth_token
-        self._runner: Any = None
-        self._site: Any = None
+        self._http: HttpServer | None = None
+        self._leases: dict[int, Any] = {}  # id of a request → the block its body lies in
         self._grpc: Any = None
 
     @property
@@ -157,53 +171,35 @@ class InferenceServer:
         Raises:
             ConfigError: a non-loopback ``host`` without an auth token.
             WorkerError: a worker could not load its models.
-            DependencyNotInstalled: aiohttp (or, for gRPC, grpcio) is missing.
+            DependencyNotInstalled: for gRPC, grpcio is missing.
         """
-        try:
-            from aiohttp import web
-        except ImportError:
-            raise DependencyNotInstalled("aiohttp", "serve") from None
         if not is_loopback(host) and not self._token:
             raise ConfigError(
                 f"refusing to bind {host!r} without an auth token; bind 127.0.0.1, or set "
                 "--auth-token / EDGESCHED_AUTH_TOKEN"
             )
         await self.core.start()
-        app = web.Application(
-            client_max_size=self.max_payload_bytes + 1, middlewares=[self._middleware(web)]
+        self._http = HttpServer(
+            self._handle,
+            max_body_bytes=self.max_payload_bytes,
+            refused=self._refused,
+            body_buffer=self._body_buffer,
+            body_done=self._body_done,
         )
-        routes = [
-            ("GET", "/v2/health/live", self._live_h),
-            ("GET", "/v2/health/ready", self._ready_h),
-            ("GET", "/v2", self._server_meta_h),
-            ("GET", "/metrics", self._metrics_h),
-        ]
-        for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-            routes += [
-                ("GET", prefix, self._model_meta_h),
-                ("GET", prefix + "/ready", self._model_ready_h),
-                ("GET", prefix + "/config", self._model_config_h),
-                ("POST", prefix + "/infer", self._infer_h),
-            ]
-        for method, path, handler in routes:
-            app.router.add_route(method, path, handler)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port)
-        await self._site.start()
-        if grpc_port is not None:
-            from edgesched.serve.grpc_frontend import GrpcFrontend
+        try:
+            bound = await self._http.start(host, port)
+            if grpc_port is not None:
+                from edgesched.serve.grpc_frontend import GrpcFrontend
 
-            self._grpc = GrpcFrontend(
-                self.core, max_message_bytes=self.max_payload_bytes, auth_token=self._token
-            )
-            try:
+                self._grpc = GrpcFrontend(
+                    self.core, max_message_bytes=self.max_payload_bytes, auth_token=self._token
+                )
                 await self._grpc.start(host, grpc_port)
-            except BaseException:
-                self._grpc = None
-                await self.stop(drain_timeout_s=0)
-                raise
-        return int(self._runner.addresses[0][1])
+        except BaseException:
+            self._grpc = None
+            await self.stop(drain_timeout_s=0)
+            raise
+        return bound
 
     @property
     def grpc_port(self) -> int | None:
@@ -219,9 +215,9 @@ class InferenceServer:
             drain_timeout_s: the most seconds to wait for requests in flight.
         """
         self.core.draining = True
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
+        http, self._http = self._http, None
+        if http is not None:
+            http.close()  # idle connections close now, busy ones after their answer
         grpc_stop = None
         if self._grpc is not None:
             grpc_stop = asyncio.ensure_future(self._grpc.stop(drain_timeout_s))
@@ -229,104 +225,135 @@ class InferenceServer:
         if grpc_stop is not None:
             await grpc_stop
             self._grpc = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if http is not None:
+            await http.wait_closed(max(drain_timeout_s, 1.0))
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _middleware(self, web: Any) -> Any:
-        """Auth check, every exception → a v2 error body (the server never crashes), and the
-        metrics of every answered infer request."""
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request: auth check, route, handler; every exception becomes a v2 error
+        body (the server never crashes); infer requests are counted in the metrics."""
+        try:
+            if self._token is not None:
+                given = request.headers.get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
+                    raise ProtocolError("missing or wrong 'Authorization: Bearer' token", 401)
+            handler, model = self._resolve(request.method, request.path)
+            if handler != self._infer_h:
+                m = None if model is None else self.core.model(*model)
+                return await handler(request, m)
+        except Exception as exc:
+            return error_response(http_status(exc), exc)
+        acct = Accounting(time.monotonic())
+        try:
+            response = await self._infer_h(request, self.core.model(*model), acct)
+        except Exception as exc:
+            response = error_response(http_status(exc), exc)
+        self.core.account(acct, response.status)
+        return response
 
-        @web.middleware
-        async def middleware(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
-            if getattr(request.match_info.route, "handler", None) != self._infer_h:
-                return await answer(request, handler)
-            acct = Accounting(time.monotonic())
-            token = CURRENT_ACCT.set(acct)
-            try:
-                response = await answer(request, handler)
-            finally:
-                CURRENT_ACCT.reset(token)
-            self.core.account(acct, response.status)
-            return response
+    def _resolve(
+        self, method: str, path: str
+    ) -> tuple[Callable[..., Awaitable[HttpResponse]], tuple[str, str | None] | None]:
+        """The handler of a request, and the (model, version) it names (None for the server
+        routes); a 404 or 405 ProtocolError for no route."""
+        parts = path.split("/")
+        model = None
+        want = "GET"
+        if path == "/v2/health/live":
+            handler: Any = self._live_h
+        elif path == "/v2/health/ready":
+            handler = self._ready_h
+        elif path == "/v2":
+            handler = self._server_meta_h
+        elif path == "/metrics":
+            handler = self._metrics_h
+        elif len(parts) >= 4 and parts[:3] == ["", "v2", "models"] and parts[3]:
+            version = None
+            rest = parts[4:]
+            if len(rest) >= 2 and rest[0] == "versions" and rest[1]:
+                version, rest = rest[1], rest[2:]
+            action = rest[0] if len(rest) == 1 else "" if not rest else None
+            if action == "infer":
+                handler, want = self._infer_h, "POST"
+            elif action in _MODEL_ROUTES:
+                handler = getattr(self, _MODEL_ROUTES[action])
+            else:
+                raise ProtocolError(f"Not Found: {method} {path}", 404)
+            model = (parts[3], version)
+        else:
+            raise ProtocolError(f"Not Found: {method} {path}", 404)
+        if method != want:
+            raise ProtocolError(f"Method Not Allowed: {method} {path}", 405)
+        return handler, model
 
-        async def answer(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
-            try:
-                if self._token is not None:
-                    given = request.headers.get("Authorization", "")
-                    if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
-                        raise ProtocolError("missing or wrong 'Authorization: Bearer' token", 401)
-                return await handler(request)
-            except web.HTTPException as exc:  # unknown route, wrong method, body too large
-                if exc.status < 400:
-                    raise
-                msg = f"{exc.reason}: {request.method} {request.path}"
-                if exc.status == 413:
-                    msg = f"request body exceeds the limit of {self.max_payload_bytes} bytes"
-                return error_response(web, exc.status, msg)
-            except Exception as exc:
-                return error_response(web, http_status(exc), exc)
+    def _refused(self, request: HttpRequest, status: int, message: str) -> HttpResponse:
+        """The answer to a request refused before its body was read (413, 411)."""
+        if status == 413:
+            message = f"request body exceeds the limit of {self.max_payload_bytes} bytes"
+        if request.method == "POST" and request.path.endswith("/infer"):
+            self.core.account(Accounting(time.monotonic()), status)
+        return error_response(status, message)
 
-        return middleware
+    def _body_buffer(self, head: HttpRequest, length: int) -> Any:
+        """Where a request body is received: for a binary tensor body big enough, a block
+        shared with the local workers (so that the tensor reaches them without a copy), with
+        the tensor data 64-byte aligned; else a new bytearray."""
+        pool = self.core.pool
+        header = head.headers.get(_HEADER_KEY)
+        if pool is None or length < MIN_SHARED_BYTES or header is None or not header.isdigit():
+            return bytearray(length)
+        pad = -int(header) % _ALIGN
+        block = pool.take(pad + length)
+        self._leases[id(head)] = block
+        return block.buf[pad : pad + length]
 
-    def _model(self, request: Any) -> ServedModel:
-        return self.core.model(request.match_info["model"], request.match_info.get("version"))
+    def _body_done(self, request: HttpRequest) -> None:
+        """Take back the block of a request answered (or lost) whose body lay in one."""
+        block = self._leases.pop(id(request), None)
+        if block is not None and self.core.pool is not None:
+            self.core.pool.release(block)
 
     # -- handlers --------------------------------------------------------------------------------
 
-    async def _live_h(self, request: Any) -> Any:
+    async def _live_h(self, request: HttpRequest, m: None) -> HttpResponse:
         return json_response({"live": True})
 
-    async def _ready_h(self, request: Any) -> Any:
+    async def _ready_h(self, request: HttpRequest, m: None) -> HttpResponse:
         if not self.core.ready:
             raise unavailable("not ready (draining, or a worker is down)")
         return json_response({"ready": True})
 
-    async def _metrics_h(self, request: Any) -> Any:
-        from aiohttp import web
-
+    async def _metrics_h(self, request: HttpRequest, m: None) -> HttpResponse:
         self.core.sync_metrics()
         payload, content_type = self.core.metrics.render()
-        return web.Response(body=payload, headers={"Content-Type": content_type})
+        return HttpResponse(200, payload, content_type)
 
-    async def _server_meta_h(self, request: Any) -> Any:
+    async def _server_meta_h(self, request: HttpRequest, m: None) -> HttpResponse:
         return json_response(self.core.server_metadata())
 
-    async def _model_meta_h(self, request: Any) -> Any:
-        return json_response(self.core.model_metadata(self._model(request)))
+    async def _model_meta_h(self, request: HttpRequest, m: ServedModel) -> HttpResponse:
+        return json_response(self.core.model_metadata(m))
 
-    async def _model_ready_h(self, request: Any) -> Any:
-        m = self._model(request)
+    async def _model_ready_h(self, request: HttpRequest, m: ServedModel) -> HttpResponse:
         if not self.core.model_ready(m):
             raise unavailable(f"model {m.name!r} has no worker up")
         return json_response({"name": m.name, "ready": True})
 
-    async def _model_config_h(self, request: Any) -> Any:
-        return json_response(self.core.model_config(self._model(request)))
+    async def _model_config_h(self, request: HttpRequest, m: ServedModel) -> HttpResponse:
+        return json_response(self.core.model_config(m))
 
-    async def _infer_h(self, request: Any) -> Any:
-        from aiohttp import web
-
-        acct = CURRENT_ACCT.get() or Accounting(time.monotonic())
-        m = self._model(request)
+    async def _infer_h(
+        self, request: HttpRequest, m: ServedModel, acct: Accounting
+    ) -> HttpResponse:
         acct.model = m.name
         self.core.admit()
-        length = request.content_length
-        if length is not None and length > self.max_payload_bytes:
-            raise ProtocolError(
-                f"request body of {length} bytes exceeds the limit of "
-                f"{self.max_payload_bytes} bytes; send smaller batches",
-                status=413,
-            )
-        body = await request.read()
-        header = request.headers.get(HEADER_LENGTH)
+        header = request.headers.get(_HEADER_KEY)
         try:
             header_length = None if header is None else int(header)
         except ValueError:
             raise ProtocolError(f"{HEADER_LENGTH} {header!r} is not an integer") from None
-        req = decode_request(body, header_length, max_bytes=self.max_payload_bytes)
+        req = decode_request(request.body, header_length, max_bytes=self.max_payload_bytes)
         result = await self.core.infer(m, req, acct)
         payload, headers = encode_response(
             m.name,
@@ -336,4 +363,5 @@ class InferenceServer:
             binary=req.binary_outputs(),
             parameters=result.parameters or None,
         )
-        return web.Response(body=payload, headers=headers)
+        content_type = headers.pop("Content-Type", "application/json")
+        return HttpResponse(200, payload, content_type, headers)

@@ -88,12 +88,21 @@ class NodeWorker(BaseNodeWorker):
 
     _down = "is down (too many restarts)"  # what a submit says once it is down
 
-    def __init__(self, node_id: str, models: Mapping[str, int], **options: Any) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        models: Mapping[str, int],
+        *,
+        pool: BlockPool | None = None,
+        **options: Any,
+    ) -> None:
         """Describe the worker; :meth:`start` spawns it.
 
         Args:
             node_id: the node's name, for messages.
             models: model (zoo name or ``.onnx`` path) → number of concurrent instances (≥ 1).
+            pool: the frontend's shared-memory blocks, shared by its workers, where request
+                bodies may already lie (its owner closes it); None: the worker's own.
             options: ``backend``, ``device``, ``threads``, ``cpus`` (those the child process is
                 pinned to), ``max_batch``, ``max_restarts`` and ``restart_window_s``, as for
                 :class:`~edgesched.serve._worker_base.BaseNodeWorker`.
@@ -104,7 +113,9 @@ class NodeWorker(BaseNodeWorker):
         """
         super().__init__(node_id, models, **options)
         self._ctx = mp.get_context("spawn")
-        self._pool = BlockPool()  # large inputs travel through shared memory, held in _held
+        # large inputs travel through shared memory: a block they were copied to is in _held
+        self._own_pool = pool is None
+        self._pool = BlockPool() if pool is None else pool
         self._proc: Any = None
         self._link: _Link | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -184,7 +195,8 @@ class NodeWorker(BaseNodeWorker):
                 self._loop.call_soon_threadsafe(_close_transport, link)
         self._stop_own_loop()
         self._release_held()
-        self._pool.close()
+        if self._own_pool:
+            self._pool.close()
 
     def _stop_own_loop(self) -> None:
         """Stop and close the event loop the worker runs itself, if it does."""
@@ -202,13 +214,17 @@ class NodeWorker(BaseNodeWorker):
         return self._link
 
     def _message(self, rid: int, model: str, batch: np.ndarray) -> tuple:
-        """The request's message: large tensors go into a shared-memory block, named in it."""
+        """The request's message: a large tensor is named by its place in a shared-memory
+        block, where it already lies (a request body received there) or is copied to."""
         if batch.nbytes < MIN_SHARED_BYTES or batch.dtype.hasobject:
             return ("infer", rid, model, batch)
-        block = self._pool.put(batch)
-        with self._lock:
-            self._held[rid] = block
-        return ("infer_shm", rid, model, block.name, batch.shape, batch.dtype.str)
+        place = self._pool.locate(batch)
+        if place is None:
+            block = self._pool.put(batch)
+            with self._lock:
+                self._held[rid] = block
+            place = (block.name, 0)
+        return ("infer_shm", rid, model, *place, batch.shape, batch.dtype.str)
 
     def _send(
         self, link: _Link, rid: int, model: str, batch: np.ndarray, fut: WorkerFuture

@@ -223,3 +223,23 @@ def test_large_tensors_travel_through_shared_memory(onnx_path, reference) -> Non
         assert 1 <= len(names) <= 20
         assert all(os.path.exists(f"/dev/shm/{name.lstrip('/')}") for name in names)
     assert not any(os.path.exists(f"/dev/shm/{name.lstrip('/')}") for name in names)
+
+
+def test_a_tensor_already_in_the_frontends_pool_is_read_in_place(onnx_path, reference) -> None:
+    from edgesched.serve._shm import BlockPool
+
+    pool = BlockPool()
+    x = batch(100, seed=7)  # 77 KB
+    block = pool.take(64 + x.nbytes)
+    placed = np.ndarray(x.shape, x.dtype, buffer=block.buf, offset=64)
+    placed[...] = x
+    assert pool.locate(placed) == (block.name, 64)
+    assert pool.locate(x) is None  # not in a block: copied into one
+    with NodeWorker("edge-pool", {onnx_path: 1}, threads=1, pool=pool) as w:
+        (got,) = w.submit(onnx_path, placed).result(timeout=30)
+        assert not w._held  # nothing was copied for it
+        np.testing.assert_allclose(got, reference.run(None, {"input": x})[0], rtol=1e-5, atol=1e-6)
+    assert os.path.exists(f"/dev/shm/{block.name.lstrip('/')}")  # its owner closes the pool
+    del placed
+    pool.close()
+    assert not os.path.exists(f"/dev/shm/{block.name.lstrip('/')}")

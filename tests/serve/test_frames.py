@@ -1,0 +1,39 @@
+"""Frames between a worker and its child: whole messages out of any split of the byte stream."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from edgesched.serve._frames import FrameReader, encode, recv_frame, send_frame
+
+
+def test_messages_come_out_whole_however_the_stream_is_cut() -> None:
+    msgs = [("ok", i, [np.arange(i * 100, dtype=np.float32)], 0.001 * i) for i in range(5)]
+    stream = b"".join(b"".join(encode(m)) for m in msgs)
+    for cut in (1, 7, 100, len(stream)):
+        reader = FrameReader()
+        got = []
+        for at in range(0, len(stream), cut):
+            got += reader.feed(stream[at : at + cut])
+        assert [g[1] for g in got] == [m[1] for m in msgs]
+        for g, m in zip(got, msgs, strict=True):
+            np.testing.assert_array_equal(g[2][0], m[2][0])
+
+
+def test_blocking_send_and_receive_over_a_socket_pair() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        big = np.ones(300_000, np.float32)  # more than a socket buffer holds at once
+        sender = threading.Thread(target=send_frame, args=(a, ("infer", 1, "m", big)))
+        sender.start()
+        kind, rid, model, got = recv_frame(b)
+        sender.join()
+        assert (kind, rid, model) == ("infer", 1, "m")
+        np.testing.assert_array_equal(got, big)
+        a.close()
+        with pytest.raises(EOFError):  # a closed peer reads as end of file
+            recv_frame(b)
