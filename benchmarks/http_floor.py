@@ -1,18 +1,18 @@
-"""The HTTP floor: latency of an aiohttp server that does nothing, as the serving benchmarks see it.
+"""The HTTP floor: latency of an HTTP server that does nothing, as the serving benchmarks see it.
 
 A server process (pinned to CPU 0, like the frontend in ``serve_overhead.py``) reads each POST
 body and answers 4 kB; this process (also on CPU 0) sends Poisson arrivals with the same client
 (``--client raw``, the default, or ``aiohttp``). Whatever a real frontend adds comes on top of
 these figures, so they bound from below the ``overhead_p50_ms`` that ``serve_overhead.py`` can
-report on this machine. ``--server buffered`` replaces aiohttp by a minimal HTTP/1.1 protocol
-that receives each body straight into a buffer of its announced size: how low a leaner frontend
-could go.
+report on this machine. ``--server edgesched`` (the default) is the frontend's own HTTP/1.1
+server (``edgesched/serve/_http1.py``), which receives each body straight into a buffer of its
+announced size; ``--server aiohttp`` is aiohttp's, for comparison.
 
 Prints one JSON object: per (body bytes, rate) the p50 and p99 latency in ms, and the ratio of
 the p50 to the 1 ms overhead target.
 
 Usage: python benchmarks/http_floor.py [--bodies 602112,1000] [--rates 25,120] [--requests 600]
-       [--client raw|aiohttp] [--server aiohttp|buffered]
+       [--client raw|aiohttp] [--server edgesched|aiohttp]
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ CPU = 0  # the frontend's CPU in serve_overhead.py
 def _server(ports: Any, kind: str) -> None:
     """The no-op server: read the body, answer 4 kB."""
     pin_process([CPU])
-    if kind == "buffered":
-        asyncio.run(_buffered_server(ports))
+    if kind == "edgesched":
+        asyncio.run(_edgesched_server(ports))
         return
     from aiohttp import web
 
@@ -56,46 +56,15 @@ def _server(ports: Any, kind: str) -> None:
     asyncio.run(main())
 
 
-class _NoOpHttp(asyncio.BufferedProtocol):
-    """Minimal HTTP/1.1 (Content-Length bodies only) that receives each body straight into a
-    buffer of its announced size: the lower bound of what a leaner frontend could reach."""
+async def _edgesched_server(ports: Any) -> None:
+    """The frontend's own HTTP/1.1 server (:mod:`edgesched.serve._http1`) with a no-op handler."""
+    from edgesched.serve._http1 import HttpRequest, HttpResponse, HttpServer
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.head = bytearray(65536)
-        self.head_view = memoryview(self.head)
-        self.head_len = 0
-        self.body: memoryview | None = None
-        self.body_len = 0
+    async def handle(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, b"x" * 4000, "application/octet-stream")
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        if self.body is not None:
-            return self.body[self.body_len :]
-        return self.head_view[self.head_len :]
-
-    def buffer_updated(self, nbytes: int) -> None:
-        if self.body is not None:
-            self.body_len += nbytes
-        else:
-            self.head_len += nbytes
-            end = self.head.find(b"\r\n\r\n", 0, self.head_len)
-            if end < 0:
-                return
-            fields = bytes(self.head[:end]).lower()
-            at = fields.index(b"content-length:") + 15
-            size = int(fields[at:].split(b"\r\n", 1)[0])
-            self.body = memoryview(bytearray(size))
-            extra = self.head_len - (end + 4)
-            self.body[:extra] = self.head_view[end + 4 : self.head_len]
-            self.body_len, self.head_len = extra, 0
-        if self.body_len >= len(self.body):
-            self.body = None
-            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + b"x" * 4000)
-
-
-async def _buffered_server(ports: Any) -> None:
-    server = await asyncio.get_running_loop().create_server(_NoOpHttp, "127.0.0.1", 0)
-    ports.put(server.sockets[0].getsockname()[1])
+    server = HttpServer(handle, max_body_bytes=2**26)
+    ports.put(await server.start("127.0.0.1", 0))
     await asyncio.Event().wait()
 
 
@@ -155,10 +124,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--server",
-        choices=("aiohttp", "buffered"),
-        default="aiohttp",
-        help="aiohttp (as the frontend) or a minimal buffered-protocol server that receives each "
-        "body into a buffer of its size (default: %(default)s)",
+        choices=("edgesched", "aiohttp"),
+        default="edgesched",
+        help="the frontend's own HTTP/1.1 server, or aiohttp's (default: %(default)s)",
     )
     args = parser.parse_args()
     pin_process([CPU])

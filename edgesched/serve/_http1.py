@@ -75,6 +75,7 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _VCHARS = bytes(range(0x21, 0x7F))
 _HEAD_BUFFER_BYTES = 64 * 1024
+_PIPELINED_BYTES = 64 * 1024  # read at most this much of the next requests while one is handled
 _MIN_READ_ROOM = 4096  # move unread bytes to the front when less room than this is left
 _COALESCE_BYTES = 16 * 1024  # a response up to this size goes out as one joined write
 _LINGER_S = 2.0
@@ -314,6 +315,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._last = self._loop.time()
         if state == _HEAD:
             self._parse()
+        elif self._end - self._start >= _PIPELINED_BYTES:
+            self._update_reading()  # enough of the next requests: wait for this answer
 
     def eof_received(self) -> bool | None:
         if self._state == _BUSY:  # half-closed after its request: answer it, then close
@@ -505,7 +508,12 @@ class _Connection(asyncio.BufferedProtocol):
         if transport is None or transport.is_closing():
             return
         state = self._state
-        want = state == _LINGER or (state != _BUSY and not self._writing_paused)
+        # while a request is handled, the next ones may arrive (pipelining) up to a bound, so
+        # that a connection costs no pause/resume system calls per request
+        want = state == _LINGER or (
+            not self._writing_paused
+            and (state != _BUSY or self._end - self._start < _PIPELINED_BYTES)
+        )
         if want and self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
