@@ -159,7 +159,7 @@ class NodeWorker(BaseNodeWorker):
         self._loop = loop
         try:
             proc, sock, infos = self._spawn(timeout_s)
-            link = self._attach(sock, timeout_s)
+            link = self._attach(proc, sock, timeout_s)
         except WorkerError:
             self._go_down()
             self._stop_own_loop()
@@ -309,8 +309,9 @@ class NodeWorker(BaseNodeWorker):
         ours.settimeout(None)
         return proc, ours, payload
 
-    def _attach(self, sock: socket.socket, timeout_s: float) -> _Link:
-        """Hand the parent's end of a child's socket to the event loop; its link."""
+    def _attach(self, proc: Any, sock: socket.socket, timeout_s: float) -> _Link:
+        """Hand the parent's end of child ``proc``'s socket to the event loop; its link. On
+        failure the child is killed."""
         loop = self._loop
         assert loop is not None
         link = _Link(self)
@@ -323,6 +324,8 @@ class NodeWorker(BaseNodeWorker):
             asyncio.run_coroutine_threadsafe(connect(), loop).result(timeout_s)
         except Exception as exc:
             sock.close()
+            proc.kill()
+            proc.join(5)
             raise WorkerError(
                 f"worker of node {self.node_id!r}: its event loop did not take the connection "
                 f"({type(exc).__name__}: {exc})"
@@ -360,7 +363,7 @@ class NodeWorker(BaseNodeWorker):
             return
         try:
             proc, sock, _ = self._spawn(self._start_timeout_s)
-            link = self._attach(sock, self._start_timeout_s)
+            link = self._attach(proc, sock, self._start_timeout_s)
         except WorkerError as exc:
             self._go_down()
             self._fail_all(f"could not restart: {exc}")

@@ -243,3 +243,26 @@ def test_a_tensor_already_in_the_frontends_pool_is_read_in_place(onnx_path, refe
     del placed
     pool.close()
     assert not os.path.exists(f"/dev/shm/{block.name.lstrip('/')}")
+
+
+def test_a_worker_on_the_callers_event_loop(onnx_path, reference) -> None:
+    import asyncio
+
+    from edgesched.serve.core import awaitable
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        w = NodeWorker("edge-loop", {onnx_path: 1}, threads=1)
+        with pytest.raises(WorkerError, match="another thread"):
+            w.start(loop=loop)  # it would wait for the child on the loop it blocks
+        w = NodeWorker("edge-loop", {onnx_path: 1}, threads=1)
+        await loop.run_in_executor(None, lambda: w.start(loop=loop))
+        with pytest.raises(WorkerError, match="another thread"):
+            w.close()  # the drain waits for answers this loop delivers
+        x = batch(3, seed=3)
+        (got,) = await awaitable(w.submit(onnx_path, x))
+        np.testing.assert_allclose(got, reference.run(None, {"input": x})[0], rtol=1e-5, atol=1e-6)
+        await loop.run_in_executor(None, w.close)
+        assert not w.alive
+
+    asyncio.run(main())
