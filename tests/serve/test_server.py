@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import statistics
 import threading
 import time
@@ -384,3 +385,25 @@ def test_the_serve_command_serves_until_interrupted(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+
+
+def test_binary_bodies_lie_in_shared_memory_and_every_block_comes_back(served: Served) -> None:
+    pool = served.server.core.pool
+    assert pool is not None
+    x = batch_of(64, seed=5)  # 49 KB: received into a block
+    for _ in range(3):
+        status, got = infer(served.url, x, binary=True)
+        assert status == 200
+        np.testing.assert_allclose(got, reference(served.onnx, x), rtol=1e-5, atol=1e-6)
+    body, headers = encode_request({"input0": x}, binary_inputs=True)
+    head = f"POST /v2/models/{MODEL}/infer HTTP/1.1\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    host, port = served.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + body[: len(body) // 2])  # then the client goes away
+        time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while served.server._leases and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not served.server._leases  # answered or abandoned, every body's block is back
+    assert sum(len(free) for free in pool._free.values()) == len(pool._all) >= 1
