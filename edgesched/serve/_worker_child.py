@@ -102,14 +102,14 @@ def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]
     cap: int | None = opts["max_batch"]
     queues: dict[str, queue.SimpleQueue] = {m: queue.SimpleQueue() for m in executors}
     instances = [(m, ex) for m, insts in executors.items() for ex in insts]
+    inline = instances[0][1] if len(instances) == 1 else None
     threads = [
         threading.Thread(target=_instance_loop, args=(ex, queues[m], replies, cap), daemon=True)
         for m, ex in instances
+        if inline is None
     ]
-    inline = instances[0][1] if len(instances) == 1 else None
-    if inline is None:
-        for t in threads:
-            t.start()
+    for t in threads:
+        t.start()
     replies.send(("ready", infos))
     views = BlockViews()
     while True:
@@ -136,11 +136,10 @@ def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]
                 break
         else:
             q.put((rid, batch))
-    if inline is None:
-        for m, _ in instances:
-            queues[m].put(None)
-        for t in threads:
-            t.join()
+    for m, _ in instances:
+        queues[m].put(None)  # each instance thread ends at its sentinel
+    for t in threads:
+        t.join()
     views.close()
     for _, ex in instances:
         ex.close()

@@ -289,8 +289,6 @@ class InferenceServer:
 
     def _refused(self, request: HttpRequest, status: int, message: str) -> HttpResponse:
         """The answer to a request refused before its body was read (413, 411)."""
-        if status == 413:
-            message = f"request body exceeds the limit of {self.max_payload_bytes} bytes"
         if request.method == "POST" and request.path.endswith("/infer"):
             self.core.account(Accounting(time.monotonic()), status)
         return error_response(status, message)

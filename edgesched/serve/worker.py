@@ -72,6 +72,11 @@ class _Link(asyncio.Protocol):
                 daemon=True,
             ).start()
 
+    def close(self) -> None:
+        """Close the connection (loop thread only)."""
+        if self.transport is not None:
+            self.transport.close()
+
     def write(self, frame: tuple[bytes, bytes]) -> None:
         """Queue one frame (loop thread only); dropped once the child is gone."""
         transport = self.transport
@@ -192,7 +197,7 @@ class NodeWorker(BaseNodeWorker):
                 proc.join(5)
         if link is not None and self._loop is not None and not self._loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop has stopped: nothing to close
-                self._loop.call_soon_threadsafe(_close_transport, link)
+                self._loop.call_soon_threadsafe(link.close)
         self._stop_own_loop()
         self._release_held()
         if self._own_pool:
@@ -396,11 +401,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _close_transport(link: _Link) -> None:
-    if link.transport is not None:
-        link.transport.close()
 
 
 __all__ = ["ModelInfo", "NodeWorker", "WorkerDied", "WorkerError", "WorkerFuture"]
