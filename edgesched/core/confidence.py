@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgesched.core.yamlio import load_json
+from edgesched.core.yamlio import load_json, save_json
 from edgesched.errors import ConfigError
 
 FORMAT = "edgesched-confidence/1"
@@ -106,9 +106,7 @@ class ConfidenceSample(BaseModel):
 
     def save(self, path: str | Path) -> Path:
         """Write the sample as JSON (one input per array element)."""
-        path = Path(path)
-        path.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        return path
+        return save_json(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> ConfidenceSample:

@@ -92,6 +92,13 @@ def dump_yaml(obj: BaseModel, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
+def save_json(obj: BaseModel, path: str | Path) -> Path:
+    """Write a model as indented JSON, the form :func:`load_json` reads; return the path."""
+    path = Path(path)
+    path.write_text(obj.model_dump_json(indent=1), encoding="utf-8")
+    return path
+
+
 def load_json(path: str | Path, model: type[M], what: str, hint: str = "") -> M:
     """Read and validate a JSON file of ``model``; ``what`` names it in errors (``"profile"``).
 

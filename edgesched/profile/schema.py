@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgesched.core.yamlio import load_json
+from edgesched.core.yamlio import load_json, save_json
 
 FORMAT = "edgesched-profile/1"
 
@@ -142,9 +142,7 @@ class ProfileFile(BaseModel):
 
     def save(self, path: str | Path) -> Path:
         """Write the profile as indented JSON."""
-        path = Path(path)
-        path.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        return path
+        return save_json(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> ProfileFile:
