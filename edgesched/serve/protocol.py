@@ -1,6 +1,7 @@
 """KServe v2 / Open Inference Protocol codec: request and response bodies, and errors.
 
-Pure functions over ``bytes`` (numpy and json only, no server). Both sides are covered: the server
+Pure functions over ``bytes`` (numpy and json only, no server; JSON is parsed with orjson where
+the ``serve`` extra installed it). Both sides are covered: the server
 decodes requests and encodes responses, the client (tests, load generator) does the reverse.
 The binary tensor data extension is supported in both directions: the JSON header is the first
 ``Inference-Header-Content-Length`` bytes and tensors marked with ``binary_data_size`` take their
@@ -21,6 +22,11 @@ import numpy as np
 
 from edgesched.errors import EdgeschedError
 from edgesched.serve import _datatypes as dt
+
+try:
+    import orjson as _orjson
+except ImportError:  # no serve extra: Python's json alone
+    _orjson = None
 
 #: HTTP header that gives the length of the JSON part of a binary-extension body.
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -246,6 +252,19 @@ def decode_response(
     return InferResponse(name, version, rid, outputs, _params(obj.get("parameters"), "response"))
 
 
+def parse_json(text: bytes | memoryview) -> Any:
+    """Parse one JSON document: with orjson where installed (tensor data parses about five
+    times faster), else, and for what orjson refuses but Python's json reads (NaN, Infinity),
+    with json, whose errors (ValueError, RecursionError) name the problem. orjson reads
+    integers beyond 64 bits as floats; no v2 datatype holds them either way."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(bytes(text) if isinstance(text, memoryview) else text)
+
+
 def _split(
     body: bytes | memoryview, header_length: int | None, what: str
 ) -> tuple[dict[str, Any], memoryview | None]:
@@ -256,7 +275,7 @@ def _split(
         )
     head = body if header_length is None else body[:header_length]
     try:
-        obj = json.loads(bytes(head) if isinstance(head, memoryview) else head)
+        obj = parse_json(head)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ProtocolError(f"{what} JSON is malformed: {exc}") from None
     if not isinstance(obj, dict):

@@ -31,8 +31,10 @@ from edgesched.serve import (
     model_metadata,
     model_not_found,
     overloaded,
+    protocol,
     unavailable,
 )
+from edgesched.serve.protocol import parse_json
 
 NUMERIC = [d for d in DATATYPES if d != "BYTES"]
 
@@ -466,3 +468,50 @@ def test_uint64_above_int64_round_trips_exactly_in_json() -> None:
     (tensor,) = decode_request(body).inputs
     assert tensor.data.dtype == np.uint64
     np.testing.assert_array_equal(tensor.data, big)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a": [1, 2.5, -0.0, 1e-7, true, null, "x\\u00e9"], "b": {"c": []}}',
+        b'{"nan": NaN, "inf": [Infinity, -Infinity]}',  # Python's json dialect
+        b'{"dup": 1, "dup": 2}',
+        b"[" * 500 + b"]" * 500,
+    ],
+)
+def test_parse_json_reads_what_json_reads(text: bytes) -> None:
+    want = json.loads(text)
+    got = parse_json(memoryview(text))
+    assert json.dumps(got) == json.dumps(want)
+
+
+@pytest.mark.parametrize(
+    "text", [b"{", b'{"a": 1,}', b"\xff\xfe", b'{"a": nan}', b"[" * 5000 + b"]" * 5000]
+)
+def test_parse_json_errors_are_json_errors(text: bytes) -> None:
+    with pytest.raises((ValueError, RecursionError)):
+        parse_json(text)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_json_tensors_decode_with_and_without_orjson(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the serve extra's orjson the codec falls back to json; with it, NaN and Infinity
+    (which orjson refuses) still decode."""
+    if not fast:
+        monkeypatch.setattr(protocol, "_orjson", None)
+    x = np.array([[0.5, np.nan], [np.inf, -2.0]], dtype=np.float32)
+    body, _ = encode_request({"t0": x})
+    np.testing.assert_array_equal(decode_request(body).arrays()["t0"], x)
+    y = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    body, _ = encode_request({"t0": y})
+    np.testing.assert_array_equal(decode_request(memoryview(body)).arrays()["t0"], y)
+    # orjson reads integers beyond 64 bits as floats, json as ints: a 400 either way
+    for value in (2**64, -(2**63) - 1):
+        body = json.dumps(
+            {"inputs": [{"name": "t0", "datatype": "INT64", "shape": [1], "data": [value]}]}
+        ).encode()
+        with pytest.raises(ProtocolError) as err:
+            decode_request(body)
+        assert err.value.status == 400 and "INT64" in str(err.value)
