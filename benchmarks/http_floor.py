@@ -68,32 +68,41 @@ async def _edgesched_server(ports: Any) -> None:
     await asyncio.Event().wait()
 
 
-async def _open_loop(
-    port: int, rate: float, n: int, size: int, seed: int, client: str
-) -> np.ndarray:
+def _open_loop(port: int, rate: float, n: int, size: int, seed: int, client: str) -> np.ndarray:
     """Latencies in seconds of ``n`` Poisson arrivals at ``rate`` with ``size``-byte bodies."""
-    import aiohttp
     from raw_http import RawClient
 
     body = b"y" * size
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
+    if client == "aiohttp":
+        return asyncio.run(_aiohttp_open_loop(port, body, gaps))
     raw = RawClient("127.0.0.1", port)
     request = raw.encode("/", body, {"Content-Type": "application/octet-stream"})
+    try:
+        for _ in range(20):  # warm-up
+            raw.closed_loop(request, 1, 0.0)
+        answers = raw.open_loop(request, (time.perf_counter() + np.cumsum(gaps)).tolist())
+    finally:
+        raw.close()
+    return np.array([a.done - a.sent for a in answers])
+
+
+async def _aiohttp_open_loop(port: int, body: bytes, gaps: np.ndarray) -> np.ndarray:
+    """:func:`_open_loop` with the aiohttp client."""
+    import aiohttp
+
     async with aiohttp.ClientSession() as session:
 
         async def one(out: list[float]) -> None:
             sent = time.perf_counter()
-            if client == "raw":
-                await raw.send(request)
-            else:
-                async with session.post(f"http://127.0.0.1:{port}/", data=body) as resp:
-                    await resp.read()
+            async with session.post(f"http://127.0.0.1:{port}/", data=body) as resp:
+                await resp.read()
             out.append(time.perf_counter() - sent)
 
         warm: list[float] = []
         for _ in range(20):
             await one(warm)
         lat: list[float] = []
-        gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
         start, tasks = time.perf_counter(), []
         for at in np.cumsum(gaps).tolist():
             delay = start + at - time.perf_counter()
@@ -101,7 +110,6 @@ async def _open_loop(
                 await asyncio.sleep(delay)
             tasks.append(asyncio.ensure_future(one(lat)))
         await asyncio.gather(*tasks)
-    await raw.close()
     return np.asarray(lat)
 
 
@@ -139,10 +147,7 @@ def main() -> None:
         points = []
         for size in (int(b) for b in args.bodies.split(",")):
             for rate in (float(r) for r in args.rates.split(",")):
-                lat = asyncio.run(
-                    _open_loop(port, rate, args.requests, size, args.seed, args.client)
-                )
-                lat *= 1e3
+                lat = 1e3 * _open_loop(port, rate, args.requests, size, args.seed, args.client)
                 p50, p99 = (float(v) for v in np.percentile(lat, [50, 99]))
                 points.append(
                     {

@@ -1,30 +1,85 @@
-"""A lean HTTP/1.1 client for the serving benchmarks: keep-alive connections, requests encoded once.
+"""A lean HTTP/1.1 load client for the serving benchmarks: plain sockets, one thread, no asyncio.
 
 Timing a server with a client written in Python charges the client's own CPU time to the server
 whenever both share a core, as they must on this 2-core machine. This client keeps that cost
-small (Triton's ``perf_analyzer`` is C++ for the same reason): the request bytes are built once,
-and an answer is parsed only as far as its status line, ``Content-Length`` and the v2
-``Inference-Header-Content-Length``. It speaks just enough HTTP/1.1 for the edgesched server
-(bodies with a ``Content-Length``; no chunked encoding).
+small (Triton's ``perf_analyzer`` is C++ for the same reason): the request bytes are built once
+and sent with one ``sendall``; answers are read with ``recv_into`` into a buffer of each
+connection and parsed only as far as the status line and headers; the event loop is a bare
+``selectors`` loop, which costs a fraction of an asyncio stream's reads and wake-ups. It speaks
+just enough HTTP/1.1 for the edgesched server (bodies with a ``Content-Length``; no chunked
+encoding).
 """
 
 from __future__ import annotations
 
-import asyncio
+import selectors
+import socket
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+_END = b"\r\n\r\n"
+_SEND_BUFFER = 4 << 20  # room for a whole request, so one sendall rarely waits on the server
 
 
 @dataclass(frozen=True)
 class Answer:
-    """One response: status code, lower-cased headers, body."""
+    """One response: status code, lower-cased headers, body, and when it was sent and done
+    (``time.perf_counter`` seconds)."""
 
     status: int
     headers: dict[bytes, bytes]
     body: bytes
+    sent: float
+    done: float
+
+
+class _Connection:
+    """One keep-alive connection with its receive buffer."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+        self.buf = bytearray(1 << 16)
+        self.got = 0
+        self.sent = 0.0
+
+    def send(self, request: bytes) -> None:
+        self.got = 0
+        self.sent = time.perf_counter()
+        self.sock.sendall(request)
+
+    def read(self) -> Answer | None:
+        """Read what arrived (the socket is readable); the answer once it is whole."""
+        if self.got == len(self.buf):
+            self.buf.extend(bytes(len(self.buf)))
+        with memoryview(self.buf) as view:
+            n = self.sock.recv_into(view[self.got :])
+        if not n:
+            raise ConnectionError("the server closed the connection mid-answer")
+        self.got += n
+        end = self.buf.find(_END, 0, self.got)
+        if end < 0:
+            return None
+        lines = bytes(self.buf[:end]).split(b"\r\n")
+        headers = {}
+        for line in lines[1:]:
+            key, _, value = line.partition(b":")
+            headers[key.strip().lower()] = value.strip()
+        length = int(headers.get(b"content-length", b"0"))
+        if self.got < end + 4 + length:
+            return None
+        done = time.perf_counter()
+        body = bytes(self.buf[end + 4 : end + 4 + length])
+        return Answer(int(lines[0].split(b" ", 2)[1]), headers, body, self.sent, done)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class RawClient:
-    """Keep-alive connections to one server; a connection is reused once its answer is read.
+    """Sends one encoded request to one server, open-loop or closed-loop, from one thread.
 
     Args:
         host, port: the server.
@@ -32,7 +87,7 @@ class RawClient:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[_Connection] = []
 
     def encode(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         """The whole POST request, to send as is (once per request)."""
@@ -41,30 +96,55 @@ class RawClient:
         lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
-    async def send(self, request: bytes) -> Answer:
-        """Send one encoded request and read its answer."""
-        if self._idle:
-            reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            if line:
-                key, _, value = line.partition(b":")
-                headers[key.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
-        if headers.get(b"connection", b"").lower() == b"close":
-            writer.close()
-        else:
-            self._idle.append((reader, writer))
-        return Answer(status, headers, body)
+    def open_loop(self, request: bytes, at: Sequence[float]) -> list[Answer]:
+        """Send ``request`` at each time of ``at`` (``time.perf_counter`` seconds, ascending),
+        on an idle connection or a new one; the answers, in the order they came back."""
+        return self._run(request, list(at), None, 0.0)
 
-    async def close(self) -> None:
+    def closed_loop(self, request: bytes, concurrency: int, duration_s: float) -> list[Answer]:
+        """Keep ``concurrency`` requests in flight for ``duration_s`` seconds; the answers."""
+        return self._run(request, [], concurrency, duration_s)
+
+    def _run(
+        self, request: bytes, at: list[float], concurrency: int | None, duration_s: float
+    ) -> list[Answer]:
+        answers: list[Answer] = []
+        stop = time.perf_counter() + duration_s
+        due = at[::-1]  # popped from the end: soonest last
+        with selectors.DefaultSelector() as sel:
+            for _ in range(concurrency or 0):
+                self._send(sel, request)
+            while due or sel.get_map():
+                timeout = None
+                if due:
+                    timeout = due[-1] - time.perf_counter()
+                    if timeout <= 0:
+                        due.pop()
+                        self._send(sel, request)
+                        continue
+                for key, _ in sel.select(timeout):
+                    conn: _Connection = key.data
+                    answer = conn.read()
+                    if answer is None:
+                        continue
+                    answers.append(answer)
+                    if concurrency and answer.done < stop:
+                        conn.send(request)
+                        continue
+                    sel.unregister(conn.sock)
+                    if answer.headers.get(b"connection", b"").lower() == b"close":
+                        conn.close()
+                    else:
+                        self._idle.append(conn)
+        return answers
+
+    def _send(self, sel: selectors.BaseSelector, request: bytes) -> None:
+        conn = self._idle.pop() if self._idle else _Connection(self.host, self.port)
+        sel.register(conn.sock, selectors.EVENT_READ, conn)
+        conn.send(request)
+
+    def close(self) -> None:
         """Close every idle connection."""
-        for _, writer in self._idle:
-            writer.close()
+        for conn in self._idle:
+            conn.close()
         self._idle.clear()

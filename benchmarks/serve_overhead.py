@@ -2,8 +2,8 @@
 
 One node on this machine (one instance, one intra-op thread) serves one model; the frontend runs
 in a child process of this script, the client in this process: by default a lean HTTP/1.1
-client that sends requests encoded once (``benchmarks/raw_http.py``), so that little of the
-client's own CPU time, spent on the frontend's core, is counted as server overhead;
+client on plain sockets that sends requests encoded once (``benchmarks/raw_http.py``), so that
+little of the client's own CPU time, spent on the frontend's core, is counted as overhead;
 ``--client aiohttp`` uses the aiohttp client of ``edgesched load`` instead.
 
 Placement: the worker is pinned to the last CPU (``--worker-cpu``); the frontend and this
@@ -13,8 +13,8 @@ frontend runs beside the accelerator.
 1. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
    intra-op thread), batch 1, run back to back in-process on the worker's CPU; measured before
    and after the served runs, and the mean taken (it drifts by several per cent).
-2. **Saturation**: closed loop at concurrency 1, 2 and 4 with binary tensors, same client; the
-   best throughput. Target: saturation / ceiling ≥ 0.9.
+2. **Saturation**: closed loop at concurrency 2, 4 and 8 with the tensors of step 3, same
+   client; the best throughput. Target: saturation / ceiling ≥ 0.9 (with binary tensors).
 3. **Overhead at fixed load**: open-loop Poisson arrivals at ``--rate`` (default ``--load`` ×
    the saturation throughput) with binary tensors (``--json`` for JSON tensors); per request,
    overhead = client end-to-end latency (from the moment the client sends) − the worker's
@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from raw_http import Answer, RawClient
 
 TARGET_OVERHEAD_P50_MS = 1.0  # issue "Serve for real", item 6
 TARGET_SATURATION_RATIO = 0.9  # ditto
@@ -164,8 +165,9 @@ def _ceiling(onnx: str) -> float:
 class Sender:
     """Sends one fixed inference request again and again through the chosen client.
 
-    ``raw`` (default): :class:`raw_http.RawClient`, which keeps the client's own CPU time, on
-    the frontend's core, small; ``aiohttp``: the aiohttp client that ``edgesched load`` uses.
+    ``raw`` (default): :class:`raw_http.RawClient`, plain sockets and one thread, which keeps
+    the client's own CPU time, on the frontend's core, small; ``aiohttp``: the aiohttp client
+    that ``edgesched load`` uses. Both give :class:`raw_http.Answer` records.
     """
 
     def __init__(self, url: str, name: str, seed: int, binary: bool, client: str) -> None:
@@ -181,102 +183,96 @@ class Sender:
             inputs, binary_inputs=binary, binary_outputs=binary
         )
         self.url, self.path, self.client = url, f"/v2/models/{name}/infer", client
-        self._raw: Any = None
-        self._session: Any = None
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self._raw = RawClient(host, int(port))
+        self._request = self._raw.encode(self.path, self.body, self.headers)
 
-    async def __aenter__(self) -> Sender:
+    def close(self) -> None:
+        self._raw.close()
+
+    def closed_loop(self, concurrency: int, duration_s: float) -> list[Answer]:
+        """``concurrency`` requests kept in flight for ``duration_s`` seconds."""
         if self.client == "raw":
-            from raw_http import RawClient
+            return self._raw.closed_loop(self._request, concurrency, duration_s)
+        return asyncio.run(self._aiohttp([], concurrency, duration_s))
 
-            host, port = self.url.removeprefix("http://").rsplit(":", 1)
-            self._raw = RawClient(host, int(port))
-            self._request = self._raw.encode(self.path, self.body, self.headers)
-        else:
-            import aiohttp
+    def open_loop(self, at: list[float]) -> list[Answer]:
+        """One request sent at each ``time.perf_counter`` time of ``at``."""
+        if self.client == "raw":
+            return self._raw.open_loop(self._request, at)
+        return asyncio.run(self._aiohttp(at, 0, 0.0))
 
-            connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=30)
-            )
-        return self
+    async def _aiohttp(self, at: list[float], concurrency: int, duration_s: float) -> list[Answer]:
+        import aiohttp
 
-    async def __aexit__(self, *exc: object) -> None:
-        if self._raw is not None:
-            await self._raw.close()
-        if self._session is not None:
-            await self._session.close()
+        answers: list[Answer] = []
+        stop = time.perf_counter() + duration_s
+        connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-    async def send(self) -> tuple[float, float]:
-        """(end-to-end seconds from the send, the worker's execution seconds)."""
-        from edgesched.serve.protocol import HEADER_LENGTH, decode_response
+            async def one() -> Answer:
+                sent = time.perf_counter()
+                async with session.post(
+                    self.url + self.path, data=self.body, headers=self.headers
+                ) as resp:
+                    body = await resp.read()
+                    headers = {k.lower().encode(): v.encode() for k, v in resp.headers.items()}
+                    answer = Answer(resp.status, headers, body, sent, time.perf_counter())
+                answers.append(answer)
+                return answer
 
-        sent = time.perf_counter()
-        if self._raw is not None:
-            answer = await self._raw.send(self._request)
-            status, raw = answer.status, answer.body
-            hl = answer.headers.get(HEADER_LENGTH.lower().encode())
-        else:
-            async with self._session.post(
-                self.url + self.path, data=self.body, headers=self.headers
-            ) as resp:
-                status, raw = resp.status, await resp.read()
-                hl = resp.headers.get(HEADER_LENGTH)
-        done = time.perf_counter()
-        if status != 200:
-            raise RuntimeError(f"HTTP {status}: {raw[:200]!r}")
-        params = decode_response(raw, None if hl is None else int(hl)).parameters
-        return done - sent, float(params["execution_s"])
+            async def loop() -> None:
+                while (await one()).done < stop:
+                    pass
+
+            tasks = [asyncio.ensure_future(loop()) for _ in range(concurrency)]
+            for when in at:
+                await asyncio.sleep(max(0.0, when - time.perf_counter()))
+                tasks.append(asyncio.ensure_future(one()))
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        return answers
 
 
-async def saturation_rps(sender: Sender, duration_s: float) -> float:
+def execution_s(answer: Answer) -> float:
+    """The worker's execution seconds that ``answer`` reports; a RuntimeError for an error."""
+    from edgesched.serve.protocol import HEADER_LENGTH, decode_response
+
+    if answer.status != 200:
+        raise RuntimeError(f"HTTP {answer.status}: {answer.body[:200]!r}")
+    hl = answer.headers.get(HEADER_LENGTH.lower().encode())
+    params = decode_response(answer.body, None if hl is None else int(hl)).parameters
+    return float(params["execution_s"])
+
+
+def saturation_rps(sender: Sender, duration_s: float) -> float:
     """Best closed-loop throughput over :data:`CONCURRENCIES`."""
     best = 0.0
     for c in CONCURRENCIES:
-        done = 0
-        stop = time.perf_counter() + duration_s
-
-        async def loop(stop: float = stop) -> None:
-            nonlocal done
-            while time.perf_counter() < stop:
-                await sender.send()
-                done += 1
-
         began = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(c)))
-        best = max(best, done / (time.perf_counter() - began))
+        answers = sender.closed_loop(c, duration_s)
+        for answer in answers:
+            execution_s(answer)  # every one must have succeeded
+        best = max(best, len(answers) / (time.perf_counter() - began))
     return best
 
 
-async def open_loop(
+def open_loop(
     sender: Sender, rate_rps: float, duration_s: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poisson arrivals at ``rate_rps``; per request (end-to-end seconds from the send, from
     the scheduled send time, execution seconds). The two end-to-end figures differ by how late
-    the client's own event loop sent the request."""
-    e2e: list[float] = []
-    scheduled: list[float] = []
-    exe: list[float] = []
-
-    async def send(at: float) -> None:
-        took, ran = await sender.send()
-        e2e.append(took)
-        scheduled.append(time.perf_counter() - at)
-        exe.append(ran)
-
-    for _ in range(20):  # warm the connections and the worker
-        await sender.send()
+    the client sent the request."""
+    for _ in range(20):  # warm the connection and the worker
+        sender.closed_loop(1, 0.0)
     rng = np.random.default_rng(seed + 1)
     offsets = np.cumsum(rng.exponential(1.0 / rate_rps, int(rate_rps * duration_s * 2) + 10))
-    offsets = offsets[offsets < duration_s]
-    tasks = []
-    start = time.perf_counter()
-    for offset in offsets.tolist():
-        delay = start + offset - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(send(start + offset)))
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-    return np.asarray(e2e), np.asarray(scheduled), np.asarray(exe)
+    at = (time.perf_counter() + 0.01 + offsets[offsets < duration_s]).tolist()
+    answers = sorted(sender.open_loop(at), key=lambda a: a.sent)  # one per time, in order
+    e2e = np.array([a.done - a.sent for a in answers])
+    scheduled = np.array([a.done - when for a, when in zip(answers, at, strict=True)])
+    exe = np.array([execution_s(a) for a in answers])
+    return e2e, scheduled, exe
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -307,15 +303,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ready = json.loads(line)
         url = f"http://127.0.0.1:{ready['port']}"
 
-        async def load() -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
-            async with Sender(url, name, args.seed, True, args.client) as sender:
-                sat = await saturation_rps(sender, args.sat_duration)
+        # saturation with the tensors of the fixed-load run: JSON tensors saturate far sooner
+        sender = Sender(url, name, args.seed, not args.json, args.client)
+        try:
+            sat = saturation_rps(sender, args.sat_duration)
             rate = args.rate if args.rate is not None else args.load * sat
-            async with Sender(url, name, args.seed, not args.json, args.client) as sender:
-                e2e, scheduled, exe = await open_loop(sender, rate, args.duration, args.seed)
-            return sat, rate, e2e, scheduled, exe
-
-        sat, rate, e2e, scheduled, exe = asyncio.run(load())
+            e2e, scheduled, exe = open_loop(sender, rate, args.duration, args.seed)
+        finally:
+            sender.close()
         frontend_mb, worker_mb = rss_mb(proc.pid), rss_mb(int(ready["worker_pid"]))
     finally:
         if proc.stdin is not None:
