@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -265,6 +266,18 @@ def parse_json(text: bytes | memoryview) -> Any:
     return json.loads(bytes(text) if isinstance(text, memoryview) else text)
 
 
+def dump_json(obj: Any, finite: bool = False) -> bytes:
+    """``obj`` as compact JSON: with orjson where installed and ``finite`` (orjson writes NaN
+    and Infinity as null, Python's json as NaN and Infinity, which its readers expect), else,
+    and for what orjson cannot write (integers beyond 64 bits), with json."""
+    if _orjson is not None and finite:
+        try:
+            return _orjson.dumps(obj)
+        except _orjson.JSONEncodeError:
+            pass
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
 def _split(
     body: bytes | memoryview, header_length: int | None, what: str
 ) -> tuple[dict[str, Any], memoryview | None]:
@@ -429,8 +442,11 @@ def _encode(
 ) -> tuple[bytes, dict[str, str]]:
     if request_id is not None:
         obj["id"] = request_id
+    # every number finite (v2 parameters are flat): orjson may write the header
+    finite = True
     if parameters:
         obj["parameters"] = dict(parameters)
+        finite = all(not isinstance(v, float) or math.isfinite(v) for v in parameters.values())
     chunks: list[bytes] = []
     entries = []
     for name, value in tensors.items():
@@ -443,11 +459,12 @@ def _encode(
                 entry["parameters"] = {"binary_data_size": len(chunks[-1])}
             else:
                 entry["data"] = dt.to_json(arr, datatype)
+                finite = finite and (arr.dtype.kind != "f" or bool(np.isfinite(arr).all()))
         except ValueError as exc:
             raise ProtocolError(f"{key[:-1]} {name!r}: {exc}", status=status) from None
         entries.append(entry)
     obj[key] = entries
-    head = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+    head = dump_json(obj, finite)
     if not chunks:
         return head, {"Content-Type": "application/json"}
     headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(head))}

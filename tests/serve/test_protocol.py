@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from typing import Any
 
@@ -515,3 +516,26 @@ def test_json_tensors_decode_with_and_without_orjson(
         with pytest.raises(ProtocolError) as err:
             decode_request(body)
         assert err.value.status == 400 and "INT64" in str(err.value)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_json_tensors_and_parameters_encode_with_and_without_orjson(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finite JSON numbers may go through orjson; NaN and Infinity keep Python's json dialect
+    (orjson would write null), and integers beyond 64 bits fall back to json."""
+    if not fast:
+        monkeypatch.setattr(protocol, "_orjson", None)
+    y = (np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5) / 7
+    body, _ = encode_response("m", "1", {"out": y}, parameters={"execution_s": 0.25})
+    assert json.loads(body)["parameters"] == {"execution_s": 0.25}
+    np.testing.assert_array_equal(decode_response(body).arrays()["out"], y)
+    x = np.array([np.nan, np.inf, -1.0], dtype=np.float32)
+    body, _ = encode_response("m", "1", {"out": x})
+    assert b"NaN" in body and b"Infinity" in body
+    np.testing.assert_array_equal(decode_response(body).arrays()["out"], x)
+    body, _ = encode_request({"t": y}, parameters={"p": float("nan"), "big": 2**70})
+    assert json.loads(body)["parameters"]["big"] == 2**70
+    assert math.isnan(json.loads(body)["parameters"]["p"])
+    body, _ = encode_request({"t": y}, parameters={"big": 2**70})
+    assert json.loads(body)["parameters"]["big"] == 2**70
