@@ -1,8 +1,9 @@
 """KServe v2 / Open Inference Protocol codec: request and response bodies, and errors.
 
-Pure functions over ``bytes`` (numpy and json only, no server; JSON is parsed with orjson where
-the ``serve`` extra installed it). Both sides are covered: the server
-decodes requests and encodes responses, the client (tests, load generator) does the reverse.
+Pure functions over ``bytes`` (numpy and json only, no server; where the ``serve`` extra
+installed orjson, JSON is parsed, and where it may be, written with it). Both sides are
+covered: the server decodes requests and encodes responses, the client (tests, load generator)
+does the reverse.
 The binary tensor data extension is supported in both directions: the JSON header is the first
 ``Inference-Header-Content-Length`` bytes and tensors marked with ``binary_data_size`` take their
 bytes, in order, from the rest. The datatype table and the model metadata / Triton config
