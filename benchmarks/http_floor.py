@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import time
 from typing import Any
 
 import numpy as np
@@ -69,48 +68,23 @@ async def _edgesched_server(ports: Any) -> None:
 
 
 def _open_loop(port: int, rate: float, n: int, size: int, seed: int, client: str) -> np.ndarray:
-    """Latencies in seconds of ``n`` Poisson arrivals at ``rate`` with ``size``-byte bodies."""
-    from raw_http import RawClient
+    """Latencies in seconds of ``n`` Poisson arrivals at ``rate`` with ``size``-byte bodies,
+    after 20 requests one after another to warm up."""
+    from raw_http import RawClient, aiohttp_load
 
     body = b"y" * size
-    gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
+    headers = {"Content-Type": "application/octet-stream"}
+    offsets = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, n)).tolist()
     if client == "aiohttp":
-        return asyncio.run(_aiohttp_open_loop(port, body, gaps))
-    raw = RawClient("127.0.0.1", port)
-    request = raw.encode("/", body, {"Content-Type": "application/octet-stream"})
-    try:
-        for _ in range(20):  # warm-up
-            raw.closed_loop(request, 1, 0.0)
-        answers = raw.open_loop(request, (time.perf_counter() + np.cumsum(gaps)).tolist())
-    finally:
-        raw.close()
+        url = f"http://127.0.0.1:{port}/"
+        answers = asyncio.run(aiohttp_load(url, body, headers, offsets=offsets, warm=20))
+    else:
+        raw = RawClient("127.0.0.1", port)
+        try:
+            answers = raw.open_loop(raw.encode("/", body, headers), offsets, warm=20)
+        finally:
+            raw.close()
     return np.array([a.done - a.sent for a in answers])
-
-
-async def _aiohttp_open_loop(port: int, body: bytes, gaps: np.ndarray) -> np.ndarray:
-    """:func:`_open_loop` with the aiohttp client."""
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
-
-        async def one(out: list[float]) -> None:
-            sent = time.perf_counter()
-            async with session.post(f"http://127.0.0.1:{port}/", data=body) as resp:
-                await resp.read()
-            out.append(time.perf_counter() - sent)
-
-        warm: list[float] = []
-        for _ in range(20):
-            await one(warm)
-        lat: list[float] = []
-        start, tasks = time.perf_counter(), []
-        for at in np.cumsum(gaps).tolist():
-            delay = start + at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one(lat)))
-        await asyncio.gather(*tasks)
-    return np.asarray(lat)
 
 
 def main() -> None:

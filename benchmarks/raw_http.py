@@ -7,15 +7,17 @@ and sent with one ``sendall``; answers are read with ``recv_into`` into a buffer
 connection and parsed only as far as the status line and headers; the event loop is a bare
 ``selectors`` loop, which costs a fraction of an asyncio stream's reads and wake-ups. It speaks
 just enough HTTP/1.1 for the edgesched server (bodies with a ``Content-Length``; no chunked
-encoding).
+encoding). :func:`aiohttp_load` runs the same loads through aiohttp's client (the one
+``edgesched load`` uses), for comparison.
 """
 
 from __future__ import annotations
 
+import asyncio
 import selectors
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 _END = b"\r\n\r\n"
@@ -24,12 +26,13 @@ _SEND_BUFFER = 4 << 20  # room for a whole request, so one sendall rarely waits 
 
 @dataclass(frozen=True)
 class Answer:
-    """One response: status code, lower-cased headers, body, and when it was sent and done
-    (``time.perf_counter`` seconds)."""
+    """One response: status code, lower-cased headers, body, and when its request was due, was
+    sent and was answered (``time.perf_counter`` seconds; closed loops send when due)."""
 
     status: int
     headers: dict[bytes, bytes]
     body: bytes
+    due: float
     sent: float
     done: float
 
@@ -43,11 +46,12 @@ class _Connection:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         self.buf = bytearray(1 << 16)
         self.got = 0
-        self.sent = 0.0
+        self.due = self.sent = 0.0
 
-    def send(self, request: bytes) -> None:
+    def send(self, request: bytes, due: float | None = None) -> None:
         self.got = 0
         self.sent = time.perf_counter()
+        self.due = self.sent if due is None else due
         self.sock.sendall(request)
 
     def read(self) -> Answer | None:
@@ -72,7 +76,8 @@ class _Connection:
             return None
         done = time.perf_counter()
         body = bytes(self.buf[end + 4 : end + 4 + length])
-        return Answer(int(lines[0].split(b" ", 2)[1]), headers, body, self.sent, done)
+        status = int(lines[0].split(b" ", 2)[1])
+        return Answer(status, headers, body, self.due, self.sent, done)
 
     def close(self) -> None:
         self.sock.close()
@@ -96,10 +101,14 @@ class RawClient:
         lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
-    def open_loop(self, request: bytes, at: Sequence[float]) -> list[Answer]:
-        """Send ``request`` at each time of ``at`` (``time.perf_counter`` seconds, ascending),
-        on an idle connection or a new one; the answers, in the order they came back."""
-        return self._run(request, list(at), None, 0.0)
+    def open_loop(self, request: bytes, offsets: Sequence[float], warm: int = 0) -> list[Answer]:
+        """Send ``request`` ``warm`` times one after another (answers dropped), then at each of
+        ``offsets`` (seconds after the warm-up, ascending), on an idle connection or a new one;
+        the answers, in the order they came back."""
+        for _ in range(warm):
+            self._run(request, [], 1, 0.0)
+        start = time.perf_counter()
+        return self._run(request, [start + o for o in offsets], None, 0.0)
 
     def closed_loop(self, request: bytes, concurrency: int, duration_s: float) -> list[Answer]:
         """Keep ``concurrency`` requests in flight for ``duration_s`` seconds; the answers."""
@@ -119,8 +128,7 @@ class RawClient:
                 if due:
                     timeout = due[-1] - time.perf_counter()
                     if timeout <= 0:
-                        due.pop()
-                        self._send(sel, request)
+                        self._send(sel, request, due.pop())
                         continue
                 for key, _ in sel.select(timeout):
                     conn: _Connection = key.data
@@ -138,13 +146,62 @@ class RawClient:
                         self._idle.append(conn)
         return answers
 
-    def _send(self, sel: selectors.BaseSelector, request: bytes) -> None:
+    def _send(self, sel: selectors.BaseSelector, request: bytes, due: float | None = None) -> None:
         conn = self._idle.pop() if self._idle else _Connection(self.host, self.port)
         sel.register(conn.sock, selectors.EVENT_READ, conn)
-        conn.send(request)
+        conn.send(request, due)
 
     def close(self) -> None:
         """Close every idle connection."""
         for conn in self._idle:
             conn.close()
         self._idle.clear()
+
+
+async def aiohttp_load(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    offsets: Sequence[float] = (),
+    warm: int = 0,
+    concurrency: int = 0,
+    duration_s: float = 0.0,
+) -> list[Answer]:
+    """The loads of :class:`RawClient` through one aiohttp session: ``warm`` POSTs of ``body``
+    to ``url`` one after another (answers dropped), then one at each of ``offsets`` (seconds
+    after the warm-up, ascending) and ``concurrency`` closed loops for ``duration_s`` seconds;
+    the answers."""
+    import aiohttp
+
+    answers: list[Answer] = []
+    connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(due: float | None = None) -> Answer:
+            sent = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as resp:
+                data = await resp.read()
+                got = {k.lower().encode(): v.encode() for k, v in resp.headers.items()}
+                when = sent if due is None else due
+                answer = Answer(resp.status, got, data, when, sent, time.perf_counter())
+            answers.append(answer)
+            return answer
+
+        for _ in range(warm):
+            await one()
+        answers.clear()
+        start = time.perf_counter()
+        stop = start + duration_s
+
+        async def loop() -> None:
+            while (await one()).done < stop:
+                pass
+
+        tasks = [asyncio.ensure_future(loop()) for _ in range(concurrency)]
+        for offset in offsets:
+            await asyncio.sleep(max(0.0, start + offset - time.perf_counter()))
+            tasks.append(asyncio.ensure_future(one(start + offset)))
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    return answers

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from raw_http import Answer, RawClient
+from raw_http import Answer, RawClient, aiohttp_load
 
 TARGET_OVERHEAD_P50_MS = 1.0  # issue "Serve for real", item 6
 TARGET_SATURATION_RATIO = 0.9  # ditto
@@ -194,44 +194,24 @@ class Sender:
         """``concurrency`` requests kept in flight for ``duration_s`` seconds."""
         if self.client == "raw":
             return self._raw.closed_loop(self._request, concurrency, duration_s)
-        return asyncio.run(self._aiohttp([], concurrency, duration_s))
+        return asyncio.run(
+            aiohttp_load(
+                self.url + self.path,
+                self.body,
+                self.headers,
+                concurrency=concurrency,
+                duration_s=duration_s,
+            )
+        )
 
-    def open_loop(self, at: list[float]) -> list[Answer]:
-        """One request sent at each ``time.perf_counter`` time of ``at``."""
+    def open_loop(self, offsets: list[float], warm: int) -> list[Answer]:
+        """``warm`` requests one after another, then one at each of ``offsets`` (seconds after
+        them); the answers to the latter."""
         if self.client == "raw":
-            return self._raw.open_loop(self._request, at)
-        return asyncio.run(self._aiohttp(at, 0, 0.0))
-
-    async def _aiohttp(self, at: list[float], concurrency: int, duration_s: float) -> list[Answer]:
-        import aiohttp
-
-        answers: list[Answer] = []
-        stop = time.perf_counter() + duration_s
-        connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-            async def one() -> Answer:
-                sent = time.perf_counter()
-                async with session.post(
-                    self.url + self.path, data=self.body, headers=self.headers
-                ) as resp:
-                    body = await resp.read()
-                    headers = {k.lower().encode(): v.encode() for k, v in resp.headers.items()}
-                    answer = Answer(resp.status, headers, body, sent, time.perf_counter())
-                answers.append(answer)
-                return answer
-
-            async def loop() -> None:
-                while (await one()).done < stop:
-                    pass
-
-            tasks = [asyncio.ensure_future(loop()) for _ in range(concurrency)]
-            for when in at:
-                await asyncio.sleep(max(0.0, when - time.perf_counter()))
-                tasks.append(asyncio.ensure_future(one()))
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-        return answers
+            return self._raw.open_loop(self._request, offsets, warm)
+        return asyncio.run(
+            aiohttp_load(self.url + self.path, self.body, self.headers, offsets=offsets, warm=warm)
+        )
 
 
 def execution_s(answer: Answer) -> float:
@@ -263,14 +243,12 @@ def open_loop(
     """Poisson arrivals at ``rate_rps``; per request (end-to-end seconds from the send, from
     the scheduled send time, execution seconds). The two end-to-end figures differ by how late
     the client sent the request."""
-    for _ in range(20):  # warm the connection and the worker
-        sender.closed_loop(1, 0.0)
     rng = np.random.default_rng(seed + 1)
     offsets = np.cumsum(rng.exponential(1.0 / rate_rps, int(rate_rps * duration_s * 2) + 10))
-    at = (time.perf_counter() + 0.01 + offsets[offsets < duration_s]).tolist()
-    answers = sorted(sender.open_loop(at), key=lambda a: a.sent)  # one per time, in order
+    # 20 requests first warm the connection and the worker; the arrivals start after them
+    answers = sender.open_loop(offsets[offsets < duration_s].tolist(), warm=20)
     e2e = np.array([a.done - a.sent for a in answers])
-    scheduled = np.array([a.done - when for a, when in zip(answers, at, strict=True)])
+    scheduled = np.array([a.done - a.due for a in answers])
     exe = np.array([execution_s(a) for a in answers])
     return e2e, scheduled, exe
 
