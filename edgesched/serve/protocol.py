@@ -235,7 +235,7 @@ def decode_response(
     """
     if status >= 400:
         try:
-            message = json.loads(body[:header_length])["error"]
+            message = parse_json(body[:header_length])["error"]
         except (ValueError, TypeError, KeyError, RecursionError):
             message = body[:200].decode("utf-8", "replace")
         raise ProtocolError(str(message), status=status)
