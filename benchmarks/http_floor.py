@@ -35,7 +35,9 @@ def _server(ports: Any, kind: str) -> None:
     """The no-op server: read the body, answer 4 kB."""
     pin_process([CPU])
     if kind == "edgesched":
-        asyncio.run(_edgesched_server(ports))
+        from edgesched.serve import eventloop
+
+        eventloop.run(_edgesched_server(ports))  # as `edgesched serve` does
         return
     from aiohttp import web
 

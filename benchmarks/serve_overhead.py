@@ -8,7 +8,8 @@ little of the client's own CPU time, spent on the frontend's core, is counted as
 
 Placement: the worker is pinned to the last CPU (``--worker-cpu``); the frontend and this
 client to the others, so model execution has its core to itself, as on a board where the
-frontend runs beside the accelerator.
+frontend runs beside the accelerator. The frontend runs on the event loop ``edgesched serve``
+picks (``--event-loop``; by default uvloop when it is installed).
 
 1. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
    intra-op thread), batch 1, run back to back in-process on the worker's CPU; measured before
@@ -30,11 +31,13 @@ Prints one JSON object (keys: model, overhead_p50_ms, overhead_p99_ms,
 overhead_p50_from_schedule_ms, e2e_p50_ms, e2e_p99_ms,
 target_overhead_p50_ms, overhead_ratio_to_target, saturation_rps, ceiling_rps, saturation_ratio,
 target_saturation_ratio, frontend_rss_mb, worker_rss_mb, ort_footprint_mb, worker_budget_mb,
-requests), then exits. Takes about ``3 × --sat-duration + --duration + 20`` seconds.
+requests, event_loop, ...), then exits. Takes about ``3 × --sat-duration + --duration + 20``
+seconds.
 
 Usage: python benchmarks/serve_overhead.py [--model mobilenet_v3_small | path.onnx]
        [--served-as NAME] [--rate RPS] [--duration 10] [--sat-duration 4] [--load 0.25]
-       [--json] [--client raw|aiohttp] [--worker-cpu N] [--seed 0]
+       [--json] [--client raw|aiohttp] [--event-loop auto|uvloop|asyncio] [--worker-cpu N]
+       [--seed 0]
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from typing import Any
 
 import numpy as np
 from raw_http import Answer, RawClient, aiohttp_load
+
+from edgesched.serve.eventloop import LOOP_KINDS, resolve
 
 TARGET_OVERHEAD_P50_MS = 1.0  # issue "Serve for real", item 6
 TARGET_SATURATION_RATIO = 0.9  # ditto
@@ -92,10 +97,12 @@ def pin_others(cpu: int) -> None:
     pin_process([c for c in available_cpus() if c != cpu] or [cpu])
 
 
-def serve_child(onnx: str, name: str, worker_cpu: int | None = None) -> None:
-    """Frontend process: serve ``onnx`` as ``name`` on 127.0.0.1 until stdin closes; the worker
-    pinned to ``worker_cpu`` and this process to the other CPUs (None: nothing pinned)."""
+def serve_child(onnx: str, name: str, worker_cpu: int | None, event_loop: str) -> None:
+    """Frontend process: serve ``onnx`` as ``name`` on 127.0.0.1 until stdin closes, on an
+    ``event_loop`` loop; the worker pinned to ``worker_cpu`` and this process to the other CPUs
+    (None: nothing pinned)."""
     from edgesched.core.cluster import Cluster
+    from edgesched.serve import eventloop
     from edgesched.serve.server import InferenceServer
 
     text = CLUSTER.format(name=name)
@@ -117,7 +124,7 @@ def serve_child(onnx: str, name: str, worker_cpu: int | None = None) -> None:
         await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
         await server.stop(drain_timeout_s=10)
 
-    asyncio.run(main())
+    eventloop.run(main(), event_loop)
 
 
 def footprint_child(onnx: str) -> None:
@@ -267,7 +274,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         pin_others(cpu)  # the client shares the frontend's CPUs
 
     proc = subprocess.Popen(
-        [*me, "--_serve", onnx, "--served-as", name]
+        [*me, "--_serve", onnx, "--served-as", name, "--event-loop", args.event_loop]
         + ([] if cpu is None else ["--worker-cpu", str(cpu)]),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -331,6 +338,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "tensors": "json" if args.json else "binary",
         "client": args.client,
         "worker_cpu": cpu,
+        "event_loop": resolve(args.event_loop),
     }
 
 
@@ -427,6 +435,13 @@ def main() -> None:
         "and the client)",
     )
     parser.add_argument(
+        "--event-loop",
+        choices=LOOP_KINDS,
+        default="auto",
+        help="the frontend's event loop, as `edgesched serve --event-loop` (default: "
+        "%(default)s: uvloop when installed)",
+    )
+    parser.add_argument(
         "--duration", type=float, default=10.0, help="open-loop seconds (default: %(default)s)"
     )
     parser.add_argument(
@@ -440,7 +455,7 @@ def main() -> None:
     parser.add_argument("--_footprint", metavar="ONNX", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._serve:
-        serve_child(args._serve, args.served_as, args.worker_cpu)
+        serve_child(args._serve, args.served_as, args.worker_cpu, args.event_loop)
     elif args._footprint:
         footprint_child(args._footprint)
     else:

@@ -167,6 +167,7 @@ def serve_child(args: argparse.Namespace) -> None:
     """Our frontend: serve ``--onnx`` as ``--served-as`` on 127.0.0.1 until stdin closes."""
     ready = _ready_stream()
     from edgesched.core.cluster import Cluster
+    from edgesched.serve import eventloop
     from edgesched.serve.server import InferenceServer
 
     cpus = parse_cpus(args.cpus)
@@ -197,7 +198,7 @@ def serve_child(args: argparse.Namespace) -> None:
         await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
         await server.stop(drain_timeout_s=10)
 
-    asyncio.run(main())
+    eventloop.run(main())  # as `edgesched serve` does: uvloop when installed
 
 
 def _ray_deployment(serve: Any, args: argparse.Namespace, logging_config: dict) -> Any:

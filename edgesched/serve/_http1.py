@@ -260,8 +260,8 @@ class _Connection(asyncio.BufferedProtocol):
     # -- asyncio protocol callbacks -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+        self._transport = transport  # type: ignore[assignment]
         self._server._connections.add(self)
         if self._server._closing:
             transport.close()

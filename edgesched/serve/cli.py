@@ -112,6 +112,13 @@ def serve(
             help="Require 'Authorization: Bearer TOKEN' on every request.",
         ),
     ] = None,
+    event_loop: Annotated[
+        str,
+        typer.Option(
+            help="The frontend's event loop: uvloop (compiled; the lowest overhead per "
+            "request), asyncio, or auto (uvloop when installed, else asyncio).",
+        ),
+    ] = "auto",
 ) -> None:
     """Serve the cluster's models over KServe v2 (HTTP and gRPC) until Ctrl-C.
 
@@ -119,9 +126,11 @@ def serve(
     cluster's serving: section says, and counted on GET /metrics.
     """
     from edgesched.core.cluster import Cluster
+    from edgesched.serve import eventloop
     from edgesched.serve.logs import configure
     from edgesched.serve.server import InferenceServer
 
+    loop_kind = eventloop.resolve(event_loop)  # a bad name fails before any worker starts
     if backend not in ("local", "ray"):
         raise ConfigError(f"--backend must be 'local' or 'ray'; got {backend!r}")
     if log_format not in ("json", "text"):
@@ -145,7 +154,7 @@ def serve(
         records=records,
         power_meter=_measured_meter() if power else None,
     )
-    asyncio.run(_run(server, host, port, None if grpc_port < 0 else grpc_port))
+    eventloop.run(_run(server, host, port, None if grpc_port < 0 else grpc_port), loop_kind)
 
 
 def _measured_meter() -> PowerMeter | None:
@@ -157,6 +166,7 @@ def _measured_meter() -> PowerMeter | None:
 
 
 async def _run(server: object, host: str, port: int, grpc_port: int | None) -> None:
+    from edgesched.serve import eventloop
     from edgesched.serve.server import InferenceServer
 
     assert isinstance(server, InferenceServer)
@@ -170,7 +180,8 @@ async def _run(server: object, host: str, port: int, grpc_port: int | None) -> N
         shown = f"[{host}]" if ":" in host else host
         grpc = "" if server.grpc_port is None else f", gRPC on {shown}:{server.grpc_port}"
         console.print(
-            f"serving on http://{shown}:{bound}/v2{grpc} (policy {server.policy_name})",
+            f"serving on http://{shown}:{bound}/v2{grpc} (policy {server.policy_name}, "
+            f"{eventloop.name_of(loop)} event loop)",
             soft_wrap=True,
         )
         for node in server.cluster.nodes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from enum import StrEnum
 from typing import Annotated
@@ -65,13 +64,14 @@ def load(
         raise EdgeschedError(
             "give exactly one of --rate (open loop, requests/s) or --concurrency (closed loop)"
         )
+    from edgesched.serve import eventloop
     from edgesched.serve.loadgen import run_load
 
     url = url or DEFAULT_URLS[protocol]
     if not as_json:
         what = f"{rate:g} req/s (open loop)" if rate is not None else f"{concurrency} workers"
         console.print(f"driving {model} at {url} ({protocol.value}) with {what} for {duration:g} s")
-    result = asyncio.run(
+    result = eventloop.run(
         run_load(
             url,
             model,

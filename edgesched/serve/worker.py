@@ -43,6 +43,7 @@ from edgesched.serve._worker_base import (
     WorkerFuture,
 )
 from edgesched.serve._worker_child import child_main
+from edgesched.serve.eventloop import new_event_loop
 
 log = logging.getLogger("edgesched.serve")
 
@@ -156,7 +157,7 @@ class NodeWorker(BaseNodeWorker):
             )
         self._begin_start(timeout_s)
         if loop is None:
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop()
             self._own_loop = threading.Thread(
                 target=loop.run_forever, name=f"worker-{self.node_id}-io", daemon=True
             )

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edgesched.core.cluster import Cluster
+from edgesched.serve import eventloop
 from edgesched.serve.grpc_frontend import GrpcFrontend
 from edgesched.serve.server import InferenceServer
 from tests.serve import test_server
@@ -36,7 +37,7 @@ LIMIT = 2**20
 @contextlib.contextmanager
 def serving_grpc(onnx: Path, **kw: Any) -> Iterator[Served]:
     """An :class:`InferenceServer` with gRPC on free ports, in a background event loop."""
-    loop = asyncio.new_event_loop()
+    loop = eventloop.new_event_loop()  # as `edgesched serve` runs
     threading.Thread(target=loop.run_forever, daemon=True).start()
     server = InferenceServer(Cluster.parse(CLUSTER), model_files={MODEL: onnx}, **kw)
     start = server.start("127.0.0.1", 0, grpc_port=0)

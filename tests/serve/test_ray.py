@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgesched.serve import WorkerDied, WorkerError
+from edgesched.serve import WorkerDied, WorkerError, eventloop
 from edgesched.serve.ray_worker import RayNodeWorker, ensure_ray, node_resource
 from tests.runtime.conftest import SAMPLE, export, tiny_module
 from tests.serve.test_worker import tally
@@ -290,7 +290,7 @@ def test_server_over_the_ray_cluster(address, onnx_path, reference) -> None:
         workers="ray",
         ray_address=address,
     )
-    loop = asyncio.new_event_loop()
+    loop = eventloop.new_event_loop()  # as `edgesched serve` runs
     threading.Thread(target=loop.run_forever, daemon=True).start()
     try:
         port = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1", 0), loop).result(120)

@@ -20,7 +20,7 @@ import pytest
 
 from edgesched.core.cluster import Cluster
 from edgesched.errors import ConfigError
-from edgesched.serve import HEADER_LENGTH, decode_response, encode_request
+from edgesched.serve import HEADER_LENGTH, decode_response, encode_request, eventloop
 from edgesched.serve.cli import parse_model_files
 from edgesched.serve.server import InferenceServer
 from tests.runtime.conftest import SAMPLE, export, tiny_module
@@ -57,8 +57,8 @@ def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(tiny_module(), tmp_path_factory.mktemp("srv") / "tiny.onnx", dynamic=True)
 
 
-def _serve(onnx: Path, cluster: str = CLUSTER, **kw: Any) -> Served:
-    loop = asyncio.new_event_loop()
+def _serve(onnx: Path, cluster: str = CLUSTER, event_loop: str = "auto", **kw: Any) -> Served:
+    loop = eventloop.new_event_loop(event_loop)
     threading.Thread(target=loop.run_forever, daemon=True).start()
     kw.setdefault("model_files", {MODEL: onnx})
     server = InferenceServer(Cluster.parse(cluster), **kw)
@@ -71,9 +71,10 @@ def _shutdown(s: Served) -> None:
     s.loop.call_soon_threadsafe(s.loop.stop)
 
 
-@pytest.fixture(scope="module")
-def served(onnx_file: Path) -> Iterator[Served]:
-    s = _serve(onnx_file, policy="least-loaded")
+@pytest.fixture(scope="module", params=["auto", "asyncio"])
+def served(onnx_file: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The two-node server on each event loop it may run on (auto: uvloop where installed)."""
+    s = _serve(onnx_file, event_loop=request.param, policy="least-loaded")
     yield s
     _shutdown(s)
 
