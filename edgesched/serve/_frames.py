@@ -6,6 +6,11 @@ protocol 5. The child reads and writes frames with blocking calls (:func:`send_f
 :func:`recv_frame`); the frontend reads them in its event loop, feeding whatever bytes arrive to
 a :class:`FrameReader` and writing through the loop's non-blocking transport, so that neither
 side's writes can stall the other's reads.
+
+A worker's outputs cross as ``(dtype, shape, bytes)`` triples (:func:`pack_arrays`,
+:func:`unpack_arrays`) rather than as pickled arrays: pickle then never enters numpy's reduce
+machinery, which on a CPU just back from idle, with cold caches, costs about 50 µs more on each
+side per answer.
 """
 
 from __future__ import annotations
@@ -15,8 +20,28 @@ import socket
 import struct
 from typing import Any
 
+import numpy as np
+
 #: The frame header: the payload's length in bytes.
 HEADER = struct.Struct("<Q")
+#: dtype kinds that :func:`pack_arrays` takes: booleans, numbers, fixed-width strings.
+_PACKED_KINDS = frozenset("biufcSU")
+
+
+def pack_arrays(arrays: list[Any]) -> list[tuple[str, tuple[int, ...], bytes]] | None:
+    """``arrays`` as ``(dtype, shape, bytes)`` triples; None when one of them is not an ndarray
+    of booleans, numbers or fixed-width strings (send those as they are)."""
+    packed = []
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype.kind not in _PACKED_KINDS:
+            return None
+        packed.append((a.dtype.str, a.shape, a.tobytes()))
+    return packed
+
+
+def unpack_arrays(packed: list[tuple[str, tuple[int, ...], bytes]]) -> list[np.ndarray]:
+    """The arrays that :func:`pack_arrays` packed, in C order (read-only views of the bytes)."""
+    return [np.frombuffer(data, dtype).reshape(shape) for dtype, shape, data in packed]
 
 
 def encode(msg: Any) -> tuple[bytes, bytes]:
@@ -75,4 +100,12 @@ class FrameReader:
         return msgs
 
 
-__all__ = ["HEADER", "FrameReader", "encode", "recv_frame", "send_frame"]
+__all__ = [
+    "HEADER",
+    "FrameReader",
+    "encode",
+    "pack_arrays",
+    "recv_frame",
+    "send_frame",
+    "unpack_arrays",
+]

@@ -11,7 +11,9 @@ run concurrently). Answers are sent under one send lock.
 Messages, parent to child: ``("infer", rid, model, batch)``, ``("infer_shm", rid, model,
 block_name, offset, shape, dtype)`` for a tensor that lies in a shared-memory block
 (:mod:`edgesched.serve._shm`), and ``("stop",)``. Child to parent:
-``("ok", rid, outputs, exec_s)`` and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every
+``("okr", rid, packed_outputs, exec_s)`` (outputs packed by
+:func:`~edgesched.serve._frames.pack_arrays`), ``("ok", rid, outputs, exec_s)`` for outputs it
+does not pack, and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every
 queued request finish, then the child exits; so does end of file (the parent is gone).
 """
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesched.serve._frames import recv_frame, send_frame
+from edgesched.serve._frames import pack_arrays, recv_frame, send_frame
 from edgesched.serve._shm import BlockViews
 
 
@@ -154,9 +156,12 @@ def _run(ex: Any, rid: int, batch: Any, cap: int | None) -> tuple:
                 f"model {ex.model} takes batches of at most {cap} samples on this node; "
                 f"got {len(batch)}; split the batch"
             )
-        return ("ok", rid, ex.run(batch), time.perf_counter() - t0)
+        outputs = ex.run(batch)
+        exec_s = time.perf_counter() - t0
     except Exception as exc:
         return ("err", rid, one_line(exc))
+    packed = pack_arrays(outputs)
+    return ("ok", rid, outputs, exec_s) if packed is None else ("okr", rid, packed, exec_s)
 
 
 def _instance_loop(ex: Any, q: queue.SimpleQueue, replies: _Replies, cap: int | None) -> None:

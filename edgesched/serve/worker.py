@@ -33,7 +33,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from edgesched.serve._frames import FrameReader, encode, recv_frame
+from edgesched.serve._frames import FrameReader, encode, recv_frame, unpack_arrays
 from edgesched.serve._shm import MIN_SHARED_BYTES, BlockPool
 from edgesched.serve._worker_base import (
     BaseNodeWorker,
@@ -257,9 +257,10 @@ class NodeWorker(BaseNodeWorker):
         fut = self._pop(msg[1])
         if fut is None:
             return
-        if msg[0] == "ok":
+        kind = msg[0]
+        if kind == "okr" or kind == "ok":
             fut.exec_s = msg[3]
-            fut.set_result(msg[2])
+            fut.set_result(unpack_arrays(msg[2]) if kind == "okr" else msg[2])
         else:
             fut.set_exception(WorkerError(f"node {self.node_id!r}: {msg[2]}"))
 

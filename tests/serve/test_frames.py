@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import pickle
 import socket
 import threading
 
 import numpy as np
 import pytest
 
-from edgesched.serve._frames import FrameReader, encode, recv_frame, send_frame
+from edgesched.serve._frames import (
+    FrameReader,
+    encode,
+    pack_arrays,
+    recv_frame,
+    send_frame,
+    unpack_arrays,
+)
 
 
 def test_messages_come_out_whole_however_the_stream_is_cut() -> None:
@@ -37,3 +45,35 @@ def test_blocking_send_and_receive_over_a_socket_pair() -> None:
         a.close()
         with pytest.raises(EOFError):  # a closed peer reads as end of file
             recv_frame(b)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.arange(12, dtype=np.int64).reshape(3, 4)[:, ::2],  # not contiguous
+        np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3)),
+        np.array([True, False]),
+        np.array(["cat", "dog"]),
+        np.zeros((0, 10), np.float32),
+        np.array(3.5, np.float32),  # 0-d
+    ],
+)
+def test_packed_arrays_come_back_equal(array: np.ndarray) -> None:
+    packed = pack_arrays([array, array.copy()])
+    assert packed is not None and all(type(p[2]) is bytes for p in packed)
+    for got in unpack_arrays(pickle.loads(pickle.dumps(packed, protocol=5))):
+        assert got.dtype == array.dtype and got.shape == array.shape
+        np.testing.assert_array_equal(got, array)
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        [np.ones(3, np.float32), [{"0": 0.1, "1": 0.9}]],  # a ZipMap output: list of dicts
+        [np.array([{"a": 1}], dtype=object)],
+        [np.zeros(2, dtype=[("x", "<f4"), ("y", "<i4")])],  # structured: fields would be lost
+    ],
+)
+def test_outputs_that_do_not_pack_are_sent_as_they_are(outputs: list) -> None:
+    assert pack_arrays(outputs) is None
