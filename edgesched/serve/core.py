@@ -28,7 +28,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -205,6 +205,7 @@ class ServingCore:
         self.models: dict[str, ServedModel] = {}
         self._batchers: dict[str, DynamicBatcher[RunInfo]] = {}
         self._live: LiveState | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one start() ran in
         self._ids = itertools.count()
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -261,7 +262,7 @@ class ServingCore:
 
             # connect from this (the main) thread, offering every node's resource if local
             ensure_ray(self._ray_address, self.node_ids)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # local workers do their I/O in this loop: an answer wakes the request awaiting it
         starts = [
             functools.partial(w.start, loop=loop) if isinstance(w, NodeWorker) else w.start
@@ -436,15 +437,22 @@ class ServingCore:
         return cfg
 
     def sync_metrics(self) -> None:
-        """Bring the counters kept by workers' own threads into the metrics."""
-        for node_id, w in zip(self.node_ids, self._workers, strict=True):
+        """Bring what is counted outside the metrics into them: the requests in flight per
+        node (the live state's) and the restarts the workers' own threads count."""
+        live = self._live
+        for node, (node_id, w) in enumerate(zip(self.node_ids, self._workers, strict=True)):
             self.metrics.sync_restarts(node_id, w.restarts)
+            if live is not None:
+                self.metrics.set_in_flight(node_id, int(live.view.inflight[node]))
         for name, b in self._batchers.items():
             self.metrics.set_queue_depth(name, b.queued)
 
     def account(self, acct: Accounting, status: int) -> None:
-        """Count one answered infer request of status ``status`` in the metrics."""
-        latency_s = time.monotonic() - acct.start
+        """Count one answered infer request of status ``status`` in the metrics, once the
+        event loop is done with the task at hand (see :meth:`_later`)."""
+        self._later(self._count, acct, status, time.monotonic() - acct.start)
+
+    def _count(self, acct: Accounting, status: int, latency_s: float) -> None:
         batch = acct.batch if status < 400 else None
         self.metrics.observe_request(acct.model, acct.node, status, latency_s, acct.exec_s, batch)
         if status >= 400:
@@ -496,7 +504,18 @@ class ServingCore:
                     )
                 outputs = {o.name: outputs[o.name] for o in req.outputs}
             offloaded = 0 if info.offloaded is None else int(info.offloaded[rows].sum())
-            self._feedback(m, arrival, batch.nbytes, info, offloaded, len(batch) / size)
+            self.outcomes += 1
+            self._later(
+                self._feedback,
+                m,
+                arrival,
+                time.monotonic(),
+                batch.nbytes,
+                info,
+                offloaded,
+                len(batch) / size,
+                self.outcomes - 1,
+            )
             params: dict[str, Any] = {}
             if info.exec_s is not None:
                 # the worker's execution time in seconds, so clients can split off the overhead
@@ -524,7 +543,7 @@ class ServingCore:
                 f"model {m.name!r} (nodes {m.nodes})"
             )
         arrays, node, exec_s = await self._dispatch(m, batch, node, m.nodes)
-        self.metrics.observe_formed_batch(m.name, len(batch))
+        self._later(self.metrics.observe_formed_batch, m.name, len(batch))
         info = RunInfo(node, exec_s)
         cloud_nodes = self._offload_nodes.get(m.name)
         if cloud_nodes and not self.cluster.nodes[node].is_cloud:
@@ -567,14 +586,12 @@ class ServingCore:
         tried: list[int] = []
         while True:
             live.dispatch(node, m.index)
-            self._node_gauge(node)
             sent = time.monotonic()
             fut = self._workers[node].submit(m.source, batch)
             try:
                 arrays = await awaitable(fut)
             except WorkerDied as exc:
                 live.finish(node, m.index, None)
-                self._node_gauge(node)
                 tried.append(node)
                 others = [n for n in nodes if n not in tried and self._workers[n].alive]
                 log.warning(
@@ -591,36 +608,40 @@ class ServingCore:
                 continue
             except BaseException:
                 live.finish(node, m.index, None)
-                self._node_gauge(node)
                 raise
             live.finish(node, m.index, time.monotonic() - sent, fut.exec_s, len(batch))
-            self._node_gauge(node)
             return list(arrays), node, fut.exec_s
 
-    def _node_gauge(self, node: int) -> None:
-        self.metrics.set_in_flight(self.node_ids[node], int(self._live.view.inflight[node]))  # type: ignore[union-attr]
+    def _later(self, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn(*args)`` once the event loop is done with the task at hand: bookkeeping
+        (metrics, the policy's ``observe``, records) waits until the answer is written, so the
+        client does not wait for it (it runs before the loop reads the next request)."""
+        loop = self._loop
+        assert loop is not None, "the core is not started"
+        loop.call_soon(fn, *args)
 
     def _feedback(
         self,
         m: ServedModel,
         arrival: float,
+        now: float,
         nbytes: int,
         info: RunInfo,
         offloaded: int,
         share: float,
+        outcome_id: int,
     ) -> None:
-        """Build the request's Outcome; give it to the policy and the records."""
-        self.outcomes += 1
+        """Build the request's Outcome (answered at ``now``); give it to the policy and the
+        records."""
         if not self._policy.wants_outcomes and self._records is None:
             return
         view = self._live.view  # type: ignore[union-attr]
-        now = time.monotonic()
         node = info.node
         exec_s = info.exec_s or 0.0
         dynamic_w = float(view.peak_power_w[node] - view.idle_power_w[node])
         energy = exec_s * dynamic_w * float(view.utilisation[node, m.index]) * share
         outcome = Outcome(
-            self.outcomes - 1,
+            outcome_id,
             m.index,
             node,
             arrival,

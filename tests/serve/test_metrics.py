@@ -161,3 +161,19 @@ def test_the_machine_power_meter_reaches_the_metrics(tmp_path) -> None:
         assert float(line.split()[-1]) > 0
     finally:
         _shutdown(s)
+
+
+def test_in_flight_gauge_reads_the_live_state_at_scrape_time(served: Served) -> None:
+    async def dispatch() -> None:  # as the core does when it sends a request to node 0
+        served.server.core._live.dispatch(0, 0)  # type: ignore[union-attr]
+
+    async def finish() -> None:
+        served.server.core._live.finish(0, 0, None)  # type: ignore[union-attr]
+
+    served.call(dispatch())
+    try:
+        assert value(scrape(served.url), "edgesched_in_flight", node=NODES[0]) == 1
+        assert value(scrape(served.url), "edgesched_in_flight", node=NODES[1]) == 0
+    finally:
+        served.call(finish())
+    assert value(scrape(served.url), "edgesched_in_flight", node=NODES[0]) == 0
