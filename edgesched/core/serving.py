@@ -13,6 +13,7 @@ per instance, no CPU pinning, ONNX Runtime on the CPU, no dynamic batching and n
       offload:
         digits-edge: {threshold: 0.8, cloud_model: digits-cloud}
       slo_s: {mobilenet_v2: 0.05}                        # deadlines the policies see
+      shared_memory_free_mb: 64      # free shared memory kept for request tensors, at most
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class ServingConfig(BaseModel):
         offload: model name → confidence offload settings.
         slo_s: model name → latency deadline in seconds, given to the routing policy with each
             request and recorded with its outcome (models not named get the server's default).
+        shared_memory_free_mb: MiB of shared-memory blocks the frontend keeps free for the
+            tensors of later requests, at most; blocks given back beyond it are removed, so a
+            burst of large requests does not keep its memory afterwards.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -95,3 +99,4 @@ class ServingConfig(BaseModel):
     batching: dict[str, BatchingConfig] = Field(default_factory=dict)
     offload: dict[str, OffloadConfig] = Field(default_factory=dict)
     slo_s: dict[str, PositiveFloat] = Field(default_factory=dict)
+    shared_memory_free_mb: float = Field(default=64.0, ge=0)

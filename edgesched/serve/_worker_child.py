@@ -10,7 +10,8 @@ run concurrently). Answers are sent under one send lock.
 
 Messages, parent to child: ``("infer", rid, model, batch)``, ``("infer_shm", rid, model,
 block_name, offset, shape, dtype)`` for a tensor that lies in a shared-memory block
-(:mod:`edgesched.serve._shm`), and ``("stop",)``. Child to parent:
+(:mod:`edgesched.serve._shm`), ``("forget", block_name)`` for a block the frontend retired, and
+``("stop",)``. Child to parent:
 ``("okr", rid, packed_outputs, exec_s)`` (outputs packed by
 :func:`~edgesched.serve._frames.pack_arrays`), ``("ok", rid, outputs, exec_s)`` for outputs it
 does not pack, and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every
@@ -121,6 +122,9 @@ def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]
             break  # the parent is gone: finish what is queued, then exit
         if msg[0] == "stop":
             break
+        if msg[0] == "forget":
+            views.forget(msg[1])
+            continue
         if msg[0] == "infer_shm":
             _, rid, model, name, offset, shape, dtype = msg
             try:
@@ -131,13 +135,16 @@ def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]
         else:
             _, rid, model, batch = msg
         q = queues.get(model)
+        answer: tuple | None = None
         if q is None:
-            replies.send(("err", rid, f"model {model!r} is not served by this worker"))
+            answer = ("err", rid, f"model {model!r} is not served by this worker")
         elif inline is not None:
-            if not replies.send(_run(inline, rid, batch, cap)):
-                break
+            answer = _run(inline, rid, batch, cap)
         else:
             q.put((rid, batch))
+        batch = None  # it may view a shared block: let go before the frontend may retire it
+        if answer is not None and not replies.send(answer):
+            break
     for m, _ in instances:
         queues[m].put(None)  # each instance thread ends at its sentinel
     for t in threads:
@@ -167,7 +174,9 @@ def _run(ex: Any, rid: int, batch: Any, cap: int | None) -> tuple:
 def _instance_loop(ex: Any, q: queue.SimpleQueue, replies: _Replies, cap: int | None) -> None:
     """Run requests from ``q`` on executor ``ex`` until the ``None`` sentinel."""
     while (item := q.get()) is not None:
-        if not replies.send(_run(ex, *item, cap)):
+        answer = _run(ex, *item, cap)
+        item = None  # its batch may view a shared block: let go before the frontend may retire it
+        if not replies.send(answer):
             return  # the parent is gone
 
 

@@ -189,7 +189,8 @@ class ServingCore:
         }
         self._offload_nodes = self._check_offload(cluster)
         #: shared-memory blocks of the local workers, which request bodies may be received into
-        self.pool = BlockPool() if workers == "local" else None
+        free_bytes = int(cluster.serving.shared_memory_free_mb * 2**20)
+        self.pool = BlockPool(free_bytes) if workers == "local" else None
         self._workers = [
             self._worker(node, backend, threads_per_node, workers, ray_address)
             for node in cluster.nodes

@@ -127,6 +127,7 @@ class NodeWorker(BaseNodeWorker):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None  # the id of the thread running _loop
         self._own_loop: threading.Thread | None = None  # runs _loop when no loop was given
+        self._pool.on_retire(self._forget)  # the child unmaps what the pool retires
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -266,6 +267,12 @@ class NodeWorker(BaseNodeWorker):
 
     def _free(self, held: Any) -> None:
         self._pool.release(held)
+
+    def _forget(self, name: str) -> None:
+        """Tell the child to unmap block ``name``, which the pool retired (any thread)."""
+        link = self._link
+        if self._state == "up" and link is not None:
+            self._write(link, encode(("forget", name)))
 
     # -- state -----------------------------------------------------------------------------------
 

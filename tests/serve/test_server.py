@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import statistics
 import threading
@@ -11,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -408,3 +410,26 @@ def test_binary_bodies_lie_in_shared_memory_and_every_block_comes_back(served: S
         time.sleep(0.05)
     assert not served.server._leases  # answered or abandoned, every body's block is back
     assert sum(len(free) for free in pool._free.values()) == len(pool._all) >= 1
+
+
+def test_a_burst_of_large_requests_does_not_keep_its_shared_memory(onnx_file: Path) -> None:
+    budget_mb = 0.25  # one 256 KiB block: the size class of a 300-sample body (230 KB)
+    s = _serve(onnx_file, CLUSTER + f"serving: {{shared_memory_free_mb: {budget_mb}}}\n")
+    try:
+        pool = s.server.core.pool
+        assert pool is not None
+        retired: list[str] = []
+        pool.on_retire(retired.append)
+        batches = [batch_of(300, seed=i) for i in range(12)]
+        with ThreadPoolExecutor(12) as threads:
+            answers = list(threads.map(lambda b: infer(s.url, b, binary=True), batches))
+        for b, (status, out) in zip(batches, answers, strict=True):
+            assert status == 200
+            np.testing.assert_allclose(out, reference(s.onnx, b), rtol=1e-5, atol=1e-5)
+        s.call(asyncio.sleep(0))  # the last release has run
+        assert pool.free_bytes <= budget_mb * 2**20
+        assert len(pool._all) <= 1  # none in use, at most the budget's one kept free
+        assert retired, "the burst should have needed more blocks than the budget keeps"
+        assert not any(os.path.exists(f"/dev/shm/{n.lstrip('/')}") for n in retired)
+    finally:
+        _shutdown(s)

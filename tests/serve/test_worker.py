@@ -225,6 +225,36 @@ def test_large_tensors_travel_through_shared_memory(onnx_path, reference) -> Non
     assert not any(os.path.exists(f"/dev/shm/{name.lstrip('/')}") for name in names)
 
 
+def _mapped(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+
+def test_the_child_unmaps_the_blocks_its_pool_retires(onnx_path, reference) -> None:
+    from edgesched.serve._shm import BlockPool, size_class
+
+    x = [batch(300, seed=i) for i in range(8)]  # 230 KB each: shared memory
+    pool = BlockPool(max_free_bytes=size_class(x[0].nbytes))  # keeps one block free
+    retired: list[str] = []
+    pool.on_retire(retired.append)
+    try:
+        with NodeWorker("edge-retire", {onnx_path: 4}, threads=1, pool=pool) as w:
+            futures = [w.submit(onnx_path, b) for b in x]  # several blocks in use at once
+            for b, fut in zip(x, futures, strict=True):
+                (got,) = fut.result(timeout=30)
+                np.testing.assert_allclose(got, reference.run(None, {"input": b})[0], rtol=1e-5)
+            assert retired and pool.free_bytes <= size_class(x[0].nbytes)
+            deadline = time.monotonic() + 10
+            while any(n in _mapped(w.pid) for n in retired) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            maps = _mapped(w.pid)
+            assert not any(n in maps for n in retired), "the child still maps a retired block"
+            (again,) = w.submit(onnx_path, x[0]).result(timeout=30)  # and it keeps serving
+            np.testing.assert_allclose(again, reference.run(None, {"input": x[0]})[0], rtol=1e-5)
+    finally:
+        pool.close()
+
+
 def test_a_tensor_already_in_the_frontends_pool_is_read_in_place(onnx_path, reference) -> None:
     from edgesched.serve._shm import BlockPool
 
