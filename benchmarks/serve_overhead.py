@@ -44,10 +44,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +262,39 @@ def open_loop(
     return e2e, scheduled, exe
 
 
+@contextlib.contextmanager
+def frontend(
+    script: Path,
+    onnx: str,
+    name: str,
+    cpu: int | None,
+    event_loop: str | None,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run ``script --_serve`` (this file, or another tree's copy of it, with ``env``): the
+    frontend serving ``onnx`` as ``name``, its worker on ``cpu``, on ``event_loop`` (None: not
+    passed, the script's default). Yields its pid and its ready line (``port``,
+    ``worker_pid``); stops it on exit."""
+    cmd = [sys.executable, str(script), "--_serve", onnx, "--served-as", name]
+    cmd += [] if cpu is None else ["--worker-cpu", str(cpu)]
+    cmd += [] if event_loop is None else ["--event-loop", event_loop]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()  # blocks until started (or the child died)
+        if not line:
+            raise RuntimeError(f"the frontend of {script} exited before it started serving")
+        yield proc.pid, json.loads(line)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the four measurements; the result dict (see the module docstring)."""
     onnx, name = _resolve(args.model, args.served_as)
@@ -273,21 +308,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if cpu is not None:
         pin_others(cpu)  # the client shares the frontend's CPUs
 
-    proc = subprocess.Popen(
-        [*me, "--_serve", onnx, "--served-as", name, "--event-loop", args.event_loop]
-        + ([] if cpu is None else ["--worker-cpu", str(cpu)]),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        line = proc.stdout.readline()  # blocks until started (or the child died)
-        if not line:
-            raise RuntimeError("the frontend process exited before it started serving")
-        ready = json.loads(line)
+    with frontend(Path(__file__), onnx, name, cpu, args.event_loop) as (pid, ready):
         url = f"http://127.0.0.1:{ready['port']}"
-
         # saturation with the tensors of the fixed-load run: JSON tensors saturate far sooner
         sender = Sender(url, name, args.seed, not args.json, args.client)
         try:
@@ -296,15 +318,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             e2e, scheduled, exe = open_loop(sender, rate, args.duration, args.seed)
         finally:
             sender.close()
-        frontend_mb, worker_mb = rss_mb(proc.pid), rss_mb(int(ready["worker_pid"]))
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        frontend_mb, worker_mb = rss_mb(pid), rss_mb(int(ready["worker_pid"]))
     # the ceiling drifts by several per cent over a minute on a shared machine: measure it on
     # both sides of the served run and compare with the mean
     ceiling_after = ceiling_rps(onnx, cpu)
