@@ -11,11 +11,10 @@ run concurrently). Answers are sent under one send lock.
 Messages, parent to child: ``("infer", rid, model, batch)``, ``("infer_shm", rid, model,
 block_name, offset, shape, dtype)`` for a tensor that lies in a shared-memory block
 (:mod:`edgesched.serve._shm`), ``("forget", block_name)`` for a block the frontend retired, and
-``("stop",)``. Child to parent:
-``("okr", rid, packed_outputs, exec_s)`` (outputs packed by
+``("stop",)``. Child to parent: ``("okr", rid, packed_outputs, exec_s)`` (outputs packed by
 :func:`~edgesched.serve._frames.pack_arrays`), ``("ok", rid, outputs, exec_s)`` for outputs it
-does not pack, and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every
-queued request finish, then the child exits; so does end of file (the parent is gone).
+does not pack, and ``("err", rid, one_line_reason)``. ``("stop",)`` lets every queued request
+finish, then the child exits; so does end of file (the parent is gone).
 """
 
 from __future__ import annotations
