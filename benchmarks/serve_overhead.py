@@ -11,11 +11,14 @@ client to the others, so model execution has its core to itself, as on a board w
 frontend runs beside the accelerator. The frontend runs on the event loop ``edgesched serve``
 picks (``--event-loop``; by default uvloop when it is installed).
 
-1. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
-   intra-op thread), batch 1, run back to back in-process on the worker's CPU; measured before
-   and after the served runs, and the mean taken (it drifts by several per cent).
-2. **Saturation**: closed loop at concurrency 2, 4 and 8 with the tensors of step 3, same
-   client; the best throughput. Target: saturation / ceiling ≥ 0.9 (with binary tensors).
+1. **Saturation**: closed loops at concurrency 2, 4 and 8 with the tensors of step 3, same
+   client, ``--sat-duration``/2 seconds each; the best concurrency is then measured in four
+   more chunks of that length, interleaved with four of the ceiling.
+2. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
+   intra-op thread), batch 1, run back to back in-process on the worker's CPU while the server
+   is idle. This machine's speed drifts by tens of per cent within a minute, so saturation and
+   ceiling are the means of their interleaved chunks. Target: saturation / ceiling ≥ 0.9 (with
+   binary tensors).
 3. **Overhead at fixed load**: open-loop Poisson arrivals at ``--rate`` (default ``--load`` ×
    the saturation throughput) with binary tensors (``--json`` for JSON tensors); per request,
    overhead = client end-to-end latency (from the moment the client sends) − the worker's
@@ -31,7 +34,7 @@ Prints one JSON object (keys: model, overhead_p50_ms, overhead_p99_ms,
 overhead_p50_from_schedule_ms, e2e_p50_ms, e2e_p99_ms,
 target_overhead_p50_ms, overhead_ratio_to_target, saturation_rps, ceiling_rps, saturation_ratio,
 target_saturation_ratio, frontend_rss_mb, worker_rss_mb, ort_footprint_mb, worker_budget_mb,
-requests, event_loop, ...), then exits. Takes about ``3 × --sat-duration + --duration + 20``
+requests, event_loop, ...), then exits. Takes about ``6 × --sat-duration + --duration + 20``
 seconds.
 
 Usage: python benchmarks/serve_overhead.py [--model mobilenet_v3_small | path.onnx]
@@ -63,8 +66,8 @@ TARGET_SATURATION_RATIO = 0.9  # ditto
 FRONTEND_BUDGET_MB = 250.0  # ditto
 WORKER_MARGIN_MB = 150.0  # ditto: worker < ORT footprint + this
 CONCURRENCIES = (2, 4, 8)
+SATURATION_ROUNDS = 4  # served and raw chunks, interleaved
 STAND_IN = "mobilenet_v2"  # catalog name for models the device catalog lacks
-CEILING_S = 5.0  # seconds of back-to-back raw runs
 STARTUP_TIMEOUT_S = 120.0
 CLUSTER = """
 name: serve-overhead
@@ -142,21 +145,21 @@ def footprint_child(onnx: str) -> None:
 # -- measurements --------------------------------------------------------------------------------
 
 
-def ceiling_rps(onnx: str, cpu: int | None) -> float:
+def ceiling_rps(onnx: str, cpu: int | None, seconds: float) -> float:
     """Raw batch-1 throughput of the model, one intra-op thread, back to back in-process on
-    ``cpu`` (None: wherever the OS puts it)."""
+    ``cpu`` (None: wherever the OS puts it) for ``seconds``."""
     import os
 
     before = os.sched_getaffinity(0)
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     try:
-        return _ceiling(onnx)
+        return _ceiling(onnx, seconds)
     finally:
         os.sched_setaffinity(0, before)
 
 
-def _ceiling(onnx: str) -> float:
+def _ceiling(onnx: str, seconds: float) -> float:
     from edgesched.runtime import open_executor
 
     with open_executor(onnx, threads=1) as ex:
@@ -165,7 +168,7 @@ def _ceiling(onnx: str) -> float:
         for _ in range(5):  # warm-up
             ex.run(batch)
         n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < CEILING_S and n < 100_000:
+        while time.perf_counter() - start < seconds and n < 100_000:
             ex.run(batch)
             n += 1
         return n / (time.perf_counter() - start)
@@ -234,16 +237,34 @@ def execution_s(answer: Answer) -> float:
     return float(params["execution_s"])
 
 
-def saturation_rps(sender: Sender, duration_s: float) -> float:
-    """Best closed-loop throughput over :data:`CONCURRENCIES`."""
-    best = 0.0
-    for c in CONCURRENCIES:
-        began = time.perf_counter()
-        answers = sender.closed_loop(c, duration_s)
-        for answer in answers:
-            execution_s(answer)  # every one must have succeeded
-        best = max(best, len(answers) / (time.perf_counter() - began))
-    return best
+def closed_loop_rps(sender: Sender, concurrency: int, duration_s: float) -> tuple[float, float]:
+    """Throughput of a closed loop of ``concurrency`` for ``duration_s`` seconds, and the mean
+    execution seconds its answers report."""
+    began = time.perf_counter()
+    answers = sender.closed_loop(concurrency, duration_s)
+    rps = len(answers) / (time.perf_counter() - began)
+    return rps, float(np.mean([execution_s(a) for a in answers]))  # each must have succeeded
+
+
+def saturation(
+    sender: Sender, onnx: str, cpu: int | None, duration_s: float
+) -> tuple[int, list[tuple[float, float]], list[float]]:
+    """The concurrency of :data:`CONCURRENCIES` with the best closed-loop throughput (a
+    ``duration_s / 2`` run each), then :data:`SATURATION_ROUNDS` pairs of chunks of
+    ``duration_s / 2`` seconds, served at that concurrency and raw (the ceiling), in
+    alternating order. Returns the concurrency, the served chunks' (throughput, mean execution
+    seconds) and the raw chunks' throughputs."""
+    chunk = duration_s / 2
+    best = max(CONCURRENCIES, key=lambda c: closed_loop_rps(sender, c, chunk)[0])
+    served: list[tuple[float, float]] = []
+    raw: list[float] = []
+    for r in range(SATURATION_ROUNDS):
+        for step in ("served", "raw") if r % 2 == 0 else ("raw", "served"):
+            if step == "served":
+                served.append(closed_loop_rps(sender, best, chunk))
+            else:
+                raw.append(ceiling_rps(onnx, cpu, chunk))
+    return best, served, raw
 
 
 def open_loop(
@@ -304,7 +325,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     footprint = float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"])
     cpu = _worker_cpu(args.worker_cpu)
-    ceiling_before = ceiling_rps(onnx, cpu)
     if cpu is not None:
         pin_others(cpu)  # the client shares the frontend's CPUs
 
@@ -313,16 +333,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         # saturation with the tensors of the fixed-load run: JSON tensors saturate far sooner
         sender = Sender(url, name, args.seed, not args.json, args.client)
         try:
-            sat = saturation_rps(sender, args.sat_duration)
+            concurrency, served, raw = saturation(sender, onnx, cpu, args.sat_duration)
+            sat, ceiling = float(np.mean([s[0] for s in served])), float(np.mean(raw))
+            served_exec_ms = float(np.mean([s[1] for s in served])) * 1e3
             rate = args.rate if args.rate is not None else args.load * sat
             e2e, scheduled, exe = open_loop(sender, rate, args.duration, args.seed)
         finally:
             sender.close()
         frontend_mb, worker_mb = rss_mb(pid), rss_mb(int(ready["worker_pid"]))
-    # the ceiling drifts by several per cent over a minute on a shared machine: measure it on
-    # both sides of the served run and compare with the mean
-    ceiling_after = ceiling_rps(onnx, cpu)
-    ceiling = (ceiling_before + ceiling_after) / 2
 
     overhead = e2e - exe
     o50, o99 = (float(v) * 1e3 for v in np.percentile(overhead, [50, 99]))
@@ -339,8 +357,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "overhead_ratio_to_target": round(o50 / TARGET_OVERHEAD_P50_MS, 3),
         "saturation_rps": round(sat, 1),
         "ceiling_rps": round(ceiling, 1),
-        "ceiling_before_after_rps": [round(ceiling_before, 1), round(ceiling_after, 1)],
+        "saturation_concurrency": concurrency,
+        "saturation_chunks_rps": [round(v, 1) for v, _ in served],
+        "ceiling_chunks_rps": [round(v, 1) for v in raw],
         "saturation_ratio": round(sat / ceiling, 3),
+        # the worker's own execution time per request at saturation, against the raw run's:
+        # where they differ, the model ran slower while served (a cold input, a busy core)
+        "saturation_exec_ms": round(served_exec_ms, 3),
+        "ceiling_exec_ms": round(1e3 / ceiling, 3),
         "target_saturation_ratio": TARGET_SATURATION_RATIO,
         "frontend_rss_mb": round(frontend_mb, 1),
         "worker_rss_mb": round(worker_mb, 1),
