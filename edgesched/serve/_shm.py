@@ -164,9 +164,7 @@ class BlockViews:
             block = self._blocks[name] = shared_memory.SharedMemory(name=name)
         # frombuffer keeps the slice of the block's memoryview, which holds the mapping while
         # the array lives: unmapping fails (BufferError) instead of leaving the array dangling
-        kind = np.dtype(dtype)
-        count = math.prod(shape)
-        return np.frombuffer(block.buf[offset:], kind, count).reshape(shape)
+        return np.frombuffer(block.buf[offset:], dtype, math.prod(shape)).reshape(shape)
 
     def forget(self, name: str) -> None:
         """Unmap block ``name``, which the frontend retired (once no view of it is left)."""
@@ -177,8 +175,7 @@ class BlockViews:
     def close(self) -> None:
         """Unmap every block (the frontend removes them)."""
         for block in [*self._blocks.values(), *self._unmapped]:
-            with contextlib.suppress(OSError, BufferError):
-                block.close()
+            _close(block)
         self._blocks.clear()
         self._unmapped.clear()
 
