@@ -145,33 +145,41 @@ def footprint_child(onnx: str) -> None:
 # -- measurements --------------------------------------------------------------------------------
 
 
-def ceiling_rps(onnx: str, cpu: int | None, seconds: float) -> float:
-    """Raw batch-1 throughput of the model, one intra-op thread, back to back in-process on
-    ``cpu`` (None: wherever the OS puts it) for ``seconds``."""
-    import os
+class Ceiling:
+    """Raw batch-1 runs of the model in this process: one session, one intra-op thread (open
+    it with ``with``)."""
 
-    before = os.sched_getaffinity(0)
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    try:
-        return _ceiling(onnx, seconds)
-    finally:
-        os.sched_setaffinity(0, before)
+    def __init__(self, onnx: str) -> None:
+        from edgesched.runtime import open_executor
 
+        self._ex = open_executor(onnx, threads=1)
+        sample = tuple(d or 1 for d in self._ex.input_shape)  # a sample's shape, no batch axis
+        self._batch = np.random.default_rng(0).standard_normal((1, *sample)).astype(np.float32)
 
-def _ceiling(onnx: str, seconds: float) -> float:
-    from edgesched.runtime import open_executor
+    def __enter__(self) -> Ceiling:
+        return self
 
-    with open_executor(onnx, threads=1) as ex:
-        sample = tuple(d or 1 for d in ex.input_shape)  # a sample's shape, no batch axis
-        batch = np.random.default_rng(0).standard_normal((1, *sample)).astype(np.float32)
-        for _ in range(5):  # warm-up
-            ex.run(batch)
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds and n < 100_000:
-            ex.run(batch)
-            n += 1
-        return n / (time.perf_counter() - start)
+    def __exit__(self, *exc: object) -> None:
+        self._ex.close()
+
+    def rps(self, cpu: int | None, seconds: float) -> float:
+        """Throughput of runs back to back on ``cpu`` (None: wherever the OS puts them) for
+        ``seconds``."""
+        import os
+
+        before = os.sched_getaffinity(0)
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        try:
+            for _ in range(5):  # warm-up
+                self._ex.run(self._batch)
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds and n < 100_000:
+                self._ex.run(self._batch)
+                n += 1
+            return n / (time.perf_counter() - start)
+        finally:
+            os.sched_setaffinity(0, before)
 
 
 class Sender:
@@ -258,12 +266,13 @@ def saturation(
     best = max(CONCURRENCIES, key=lambda c: closed_loop_rps(sender, c, chunk)[0])
     served: list[tuple[float, float]] = []
     raw: list[float] = []
-    for r in range(SATURATION_ROUNDS):
-        for step in ("served", "raw") if r % 2 == 0 else ("raw", "served"):
-            if step == "served":
-                served.append(closed_loop_rps(sender, best, chunk))
-            else:
-                raw.append(ceiling_rps(onnx, cpu, chunk))
+    with Ceiling(onnx) as ceiling:
+        for r in range(SATURATION_ROUNDS):
+            for step in ("served", "raw") if r % 2 == 0 else ("raw", "served"):
+                if step == "served":
+                    served.append(closed_loop_rps(sender, best, chunk))
+                else:
+                    raw.append(ceiling.rps(cpu, chunk))
     return best, served, raw
 
 
