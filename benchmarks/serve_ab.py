@@ -1,4 +1,4 @@
-"""Paired comparison of two versions of the server: their serving overhead, interleaved.
+"""Paired comparison of two versions of the server: serving overhead or throughput, interleaved.
 
 On a shared or virtual machine the overhead that ``serve_overhead.py`` reports moves by ±0.2 ms
 between identical runs, more than most changes to the server are worth. This script serves the
@@ -16,7 +16,13 @@ Prints one JSON object: per side its tree, revision, overhead p50 and p99 in ms 
 and each chunk's p50; then ``b_minus_a_p50_ms`` (the median over rounds of B's chunk p50 minus
 A's) and ``rounds_b_lower`` (in how many rounds B's p50 was the lower).
 
-Usage: python benchmarks/serve_ab.py A B [--rounds 12] [--chunk 2] [--rate 110]
+With ``--concurrency C`` each chunk is instead a closed loop of ``C`` requests in flight, as in
+the saturation step of ``serve_overhead.py``, and the figures are throughputs: per side the mean
+and each chunk's requests per second and the worker's mean execution time, then
+``b_over_a_rps`` (the median over rounds of B's chunk throughput over A's) and
+``rounds_b_higher``.
+
+Usage: python benchmarks/serve_ab.py A B [--rounds 12] [--chunk 2] [--rate 110 | --concurrency C]
        [--model mobilenet_v3_small] [--event-loop-a KIND] [--event-loop-b KIND]
 """
 
@@ -36,6 +42,7 @@ from serve_overhead import (
     Sender,
     _resolve,
     _worker_cpu,
+    closed_loop_rps,
     frontend,
     model_parser,
     open_loop,
@@ -87,22 +94,36 @@ def compare(args: Any) -> dict[str, Any]:
             stack.callback(sender.close)
             senders.append(sender)
             revisions.append(commit)
-        overhead: list[list[float]] = [[], []]
-        chunk_p50: list[list[float]] = [[], []]
-        for r in range(args.rounds):
-            for i in (0, 1) if r % 2 == 0 else (1, 0):
-                e2e, _, exe = open_loop(senders[i], args.rate, args.chunk, args.seed + r)
-                ms = (e2e - exe) * 1e3
-                overhead[i] += ms.tolist()
-                chunk_p50[i].append(float(np.median(ms)))
+        if args.concurrency:
+            return _throughputs(args, senders, revisions, sides)
+        return _overheads(args, senders, revisions, sides)
+
+
+def _order(r: int) -> tuple[int, int]:
+    """The sides' order in round ``r``: A then B, then B then A, ..."""
+    return (0, 1) if r % 2 == 0 else (1, 0)
+
+
+def _side(rev: str, loop: str | None, revision: str) -> dict[str, Any]:
+    """What identifies one side in the output."""
+    return {"tree": rev, "revision": revision, "event_loop": loop or "the tree's default"}
+
+
+def _overheads(args: Any, senders: list[Sender], revisions: list[str], sides: list) -> dict:
+    """Open-loop chunks at ``args.rate``; the overhead figures of each side."""
+    overhead: list[list[float]] = [[], []]
+    chunk_p50: list[list[float]] = [[], []]
+    for r in range(args.rounds):
+        for i in _order(r):
+            e2e, _, exe = open_loop(senders[i], args.rate, args.chunk, args.seed + r)
+            ms = (e2e - exe) * 1e3
+            overhead[i] += ms.tolist()
+            chunk_p50[i].append(float(np.median(ms)))
     diff = np.array(chunk_p50[1]) - np.array(chunk_p50[0])
     out: dict[str, Any] = {"model": args.model, "rate_rps": args.rate, "rounds": args.rounds}
     for i, (key, rev, loop) in enumerate(sides):
         p50, p99 = np.percentile(overhead[i], [50, 99])
-        out[key] = {
-            "tree": rev,
-            "revision": revisions[i],
-            "event_loop": loop or "the tree's default",
+        out[key] = _side(rev, loop, revisions[i]) | {
             "overhead_p50_ms": round(float(p50), 3),
             "overhead_p99_ms": round(float(p99), 3),
             "requests": len(overhead[i]),
@@ -113,6 +134,32 @@ def compare(args: Any) -> dict[str, Any]:
     return out
 
 
+def _throughputs(args: Any, senders: list[Sender], revisions: list[str], sides: list) -> dict:
+    """Closed-loop chunks at ``args.concurrency``; the throughput figures of each side."""
+    rps: list[list[float]] = [[], []]
+    exec_ms: list[list[float]] = [[], []]
+    for r in range(args.rounds):
+        for i in _order(r):
+            got, exe = closed_loop_rps(senders[i], args.concurrency, args.chunk)
+            rps[i].append(got)
+            exec_ms[i].append(exe * 1e3)
+    ratio = np.array(rps[1]) / np.array(rps[0])
+    out: dict[str, Any] = {
+        "model": args.model,
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+    }
+    for i, (key, rev, loop) in enumerate(sides):
+        out[key] = _side(rev, loop, revisions[i]) | {
+            "rps": round(float(np.mean(rps[i])), 1),
+            "exec_ms": round(float(np.mean(exec_ms[i])), 3),
+            "chunk_rps": [round(v, 1) for v in rps[i]],
+        }
+    out["b_over_a_rps"] = round(float(np.median(ratio)), 4)
+    out["rounds_b_higher"] = int((ratio > 1).sum())
+    return out
+
+
 def main() -> None:
     """Parse the arguments, run the comparison, print its JSON."""
     parser = model_parser(__doc__)
@@ -120,12 +167,19 @@ def main() -> None:
     parser.add_argument("b", help="side B: a git revision, or . for the working tree")
     parser.add_argument("--rounds", type=int, default=12, help="chunks per side")
     parser.add_argument("--chunk", type=float, default=2.0, help="seconds per chunk")
-    parser.add_argument(
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument(
         "--rate",
         type=float,
         default=110.0,
         help="open-loop arrivals per second (default: "
         "%(default)s, about a quarter of mobilenet_v3_small's saturation on one core)",
+    )
+    load.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="compare throughput instead: closed loops of this many requests in flight",
     )
     for side in ("a", "b"):
         parser.add_argument(

@@ -81,7 +81,7 @@ class FrameReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[Any]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """Add ``data``; return every message now complete, in order."""
         buf = self._buf
         buf += data

@@ -24,13 +24,15 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from edgesched.serve._frames import pack_arrays, recv_frame, send_frame
+from edgesched.serve._frames import FrameReader, pack_arrays, send_frame
 from edgesched.serve._shm import BlockViews
+
+_RECV_BYTES = 64 * 1024  # one read takes every request frame that is waiting, usually
 
 
 def one_line(exc: BaseException) -> str:
@@ -114,11 +116,7 @@ def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]
         t.start()
     replies.send(("ready", infos))
     views = BlockViews()
-    while True:
-        try:
-            msg = recv_frame(sock)
-        except (EOFError, OSError):
-            break  # the parent is gone: finish what is queued, then exit
+    for msg in _messages(sock):  # until the parent is gone: finish what is queued, then exit
         if msg[0] == "stop":
             break
         if msg[0] == "forget":
@@ -151,6 +149,21 @@ def child_main(sock: socket.socket, models: dict[str, int], opts: dict[str, Any]
     views.close()
     for _, ex in instances:
         ex.close()
+
+
+def _messages(sock: socket.socket) -> Iterator[tuple]:
+    """The parent's messages, in order, until it closes the socket. Each read takes whatever
+    has arrived, so requests that queued up while a model ran cost one system call together."""
+    reader = FrameReader()
+    buf = memoryview(bytearray(_RECV_BYTES))
+    while True:
+        try:
+            n = sock.recv_into(buf)
+        except OSError:
+            return
+        if not n:
+            return
+        yield from reader.feed(buf[:n])
 
 
 def _run(ex: Any, rid: int, batch: Any, cap: int | None) -> tuple:

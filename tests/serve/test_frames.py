@@ -17,6 +17,7 @@ from edgesched.serve._frames import (
     send_frame,
     unpack_arrays,
 )
+from edgesched.serve._worker_child import _messages
 
 
 def test_messages_come_out_whole_however_the_stream_is_cut() -> None:
@@ -45,6 +46,28 @@ def test_blocking_send_and_receive_over_a_socket_pair() -> None:
         a.close()
         with pytest.raises(EOFError):  # a closed peer reads as end of file
             recv_frame(b)
+
+
+def test_the_child_reads_every_waiting_frame_in_order_until_end_of_file() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        msgs = [("infer", i, "m", np.full(i + 1, i, np.float32)) for i in range(3)]
+        big = ("infer", 3, "m", np.ones(100_000, np.float32))  # spans several reads
+        stream = b"".join(b"".join(encode(m)) for m in [*msgs, big, ("stop",)])
+        # the last frame arrives in two parts
+        sender = threading.Thread(target=a.sendall, args=(stream[:-5],))
+        sender.start()
+        got = _messages(b)
+        for m in msgs:
+            g = next(got)
+            assert g[:3] == m[:3]
+            np.testing.assert_array_equal(g[3], m[3])
+        np.testing.assert_array_equal(next(got)[3], big[3])
+        sender.join()
+        a.sendall(stream[-5:])
+        assert next(got) == ("stop",)
+        a.close()
+        assert list(got) == []  # end of file ends the messages
 
 
 @pytest.mark.parametrize(
