@@ -12,8 +12,9 @@ frontend runs beside the accelerator. The frontend runs on the event loop ``edge
 picks (``--event-loop``; by default uvloop when it is installed).
 
 1. **Saturation**: closed loops at concurrency 2, 4 and 8 with the tensors of step 3, same
-   client, ``--sat-duration``/2 seconds each; the best concurrency is then measured in four
-   more chunks of that length, interleaved with four of the ceiling.
+   client, twice each for ``--sat-duration``/4 seconds (in the order 2 4 8 8 4 2); the best
+   concurrency is then measured in four more chunks of ``--sat-duration``/2 seconds,
+   interleaved with four of the ceiling.
 2. **Ceiling**: raw ONNX Runtime throughput of the same model with the same session options (one
    intra-op thread), batch 1, run back to back in-process on the worker's CPU while the server
    is idle. This machine's speed drifts by tens of per cent within a minute, so saturation and
@@ -257,13 +258,17 @@ def closed_loop_rps(sender: Sender, concurrency: int, duration_s: float) -> tupl
 def saturation(
     sender: Sender, onnx: str, cpu: int | None, duration_s: float
 ) -> tuple[int, list[tuple[float, float]], list[float]]:
-    """The concurrency of :data:`CONCURRENCIES` with the best closed-loop throughput (a
-    ``duration_s / 2`` run each), then :data:`SATURATION_ROUNDS` pairs of chunks of
-    ``duration_s / 2`` seconds, served at that concurrency and raw (the ceiling), in
-    alternating order. Returns the concurrency, the served chunks' (throughput, mean execution
-    seconds) and the raw chunks' throughputs."""
+    """The concurrency of :data:`CONCURRENCIES` with the best closed-loop throughput (two runs
+    of ``duration_s / 4`` each, in the order 2 4 8 8 4 2, so that a drift of the machine's speed
+    favours none), then :data:`SATURATION_ROUNDS` pairs of chunks of ``duration_s / 2`` seconds,
+    served at that concurrency and raw (the ceiling), in alternating order. Returns the
+    concurrency, the served chunks' (throughput, mean execution seconds) and the raw chunks'
+    throughputs."""
     chunk = duration_s / 2
-    best = max(CONCURRENCIES, key=lambda c: closed_loop_rps(sender, c, chunk)[0])
+    scan = {c: 0.0 for c in CONCURRENCIES}
+    for c in (*CONCURRENCIES, *reversed(CONCURRENCIES)):
+        scan[c] += closed_loop_rps(sender, c, chunk / 2)[0]
+    best = max(scan, key=scan.__getitem__)
     served: list[tuple[float, float]] = []
     raw: list[float] = []
     with Ceiling(onnx) as ceiling:
