@@ -2,10 +2,11 @@
 child process, over one Unix socket pair.
 
 Each frame is an 8-byte little-endian payload length, then the payload: one message pickled with
-protocol 5. The child reads and writes frames with blocking calls (:func:`send_frame`,
-:func:`recv_frame`); the frontend reads them in its event loop, feeding whatever bytes arrive to
-a :class:`FrameReader` and writing through the loop's non-blocking transport, so that neither
-side's writes can stall the other's reads.
+protocol 5. Both sides split what they read with a :class:`FrameReader`: the child feeds it
+whatever one blocking read returns (so requests that queued up cost one system call) and writes
+with :func:`send_frame`; the frontend feeds it in its event loop and writes through the loop's
+non-blocking transport, so that neither side's writes can stall the other's reads.
+:func:`recv_frame` reads exactly one frame (the parent's wait for the child's first message).
 
 A worker's outputs cross as ``(dtype, shape, bytes)`` triples (:func:`pack_arrays`,
 :func:`unpack_arrays`) rather than as pickled arrays: pickle then never enters numpy's reduce
