@@ -8,19 +8,30 @@ report on this machine. ``--server edgesched`` (the default) is the frontend's o
 server (``edgesched/serve/_http1.py``), which receives each body straight into a buffer of its
 announced size; ``--server aiohttp`` is aiohttp's, for comparison.
 
+With ``--relay-ms W`` the no-op server also hands every request to a stand-in worker: a process
+pinned to CPU 1 (the worker's CPU in ``serve_overhead.py``) that, per byte it receives over a
+Unix socket pair, spins W ms (like a model run) and sends the byte back; the handler awaits that
+answer before it responds, and the latencies reported are less W. That is the floor of any
+frontend that hands each request to a worker process on another CPU, which is what
+``serve_overhead.py``'s ``overhead_p50_ms`` measures, before any serving logic runs.
+
 Prints one JSON object: per (body bytes, rate) the p50 and p99 latency in ms, and the ratio of
 the p50 to the 1 ms overhead target.
 
 Usage: python benchmarks/http_floor.py [--bodies 602112,1000] [--rates 25,120] [--requests 600]
-       [--client raw|aiohttp] [--server edgesched|aiohttp]
+       [--client raw|aiohttp] [--server edgesched|aiohttp] [--relay-ms 2.5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import multiprocessing as mp
+import os
+import socket
+import time
 from typing import Any
 
 import numpy as np
@@ -29,15 +40,24 @@ from edgesched.runtime import pin_process
 
 TARGET_OVERHEAD_P50_MS = 1.0  # issue "Serve for real", item 6
 CPU = 0  # the frontend's CPU in serve_overhead.py
+RELAY_CPU = 1  # the worker's CPU there
 
 
-def _server(ports: Any, kind: str) -> None:
-    """The no-op server: read the body, answer 4 kB."""
+def _server(ports: Any, kind: str, relay_ms: float | None) -> None:
+    """The no-op server: read the body (hand it to the relay, if any), answer 4 kB."""
     pin_process([CPU])
     if kind == "edgesched":
         from edgesched.serve import eventloop
 
-        eventloop.run(_edgesched_server(ports))  # as `edgesched serve` does
+        relay = None
+        if relay_ms is not None:
+            relay, theirs = socket.socketpair()
+            if os.fork() == 0:
+                relay.close()
+                _relay(theirs, relay_ms / 1e3)
+                os._exit(0)
+            theirs.close()
+        eventloop.run(_edgesched_server(ports, relay))  # as `edgesched serve` does
         return
     from aiohttp import web
 
@@ -57,11 +77,50 @@ def _server(ports: Any, kind: str) -> None:
     asyncio.run(main())
 
 
-async def _edgesched_server(ports: Any) -> None:
-    """The frontend's own HTTP/1.1 server (:mod:`edgesched.serve._http1`) with a no-op handler."""
+def _relay(sock: socket.socket, work_s: float) -> None:
+    """The stand-in worker: per byte received, spin ``work_s`` (like a model run), answer it."""
+    pin_process([RELAY_CPU])
+    while data := sock.recv(64):
+        end = time.perf_counter() + work_s
+        while time.perf_counter() < end:
+            pass
+        sock.send(data)
+
+
+class _RelayLink(asyncio.Protocol):
+    """The server's end of the relay's socket: each byte back resolves the oldest waiter."""
+
+    def __init__(self) -> None:
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        for _ in data:
+            self.waiters.popleft().set_result(None)
+
+    async def round_trip(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        self.transport.write(b"x")
+        await waiter
+
+
+async def _edgesched_server(ports: Any, relay: socket.socket | None) -> None:
+    """The frontend's own HTTP/1.1 server (:mod:`edgesched.serve._http1`) with a no-op handler
+    that, given the ``relay`` process's socket, first waits for one round trip to it."""
     from edgesched.serve._http1 import HttpRequest, HttpResponse, HttpServer
 
+    link: _RelayLink | None = None
+    if relay is not None:
+        link = _RelayLink()
+        await asyncio.get_running_loop().create_connection(lambda: link, sock=relay)
+
     async def handle(request: HttpRequest) -> HttpResponse:
+        if link is not None:
+            await link.round_trip()
         return HttpResponse(200, b"x" * 4000, "application/octet-stream")
 
     server = HttpServer(handle, max_body_bytes=2**26)
@@ -112,11 +171,22 @@ def main() -> None:
         default="edgesched",
         help="the frontend's own HTTP/1.1 server, or aiohttp's (default: %(default)s)",
     )
+    parser.add_argument(
+        "--relay-ms",
+        type=float,
+        default=None,
+        help="hand every request to a relay process on CPU 1 that spins this many ms (like a "
+        "model run) and answers; the latencies reported are then less this time (edgesched "
+        "server only)",
+    )
     args = parser.parse_args()
+    if args.relay_ms is not None and args.server != "edgesched":
+        parser.error("--relay-ms needs --server edgesched")
+    work_ms = args.relay_ms or 0.0
     pin_process([CPU])
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
-    server = ctx.Process(target=_server, args=(ports, args.server), daemon=True)
+    server = ctx.Process(target=_server, args=(ports, args.server, args.relay_ms), daemon=True)
     server.start()
     try:
         port = ports.get(timeout=60)
@@ -124,6 +194,7 @@ def main() -> None:
         for size in (int(b) for b in args.bodies.split(",")):
             for rate in (float(r) for r in args.rates.split(",")):
                 lat = 1e3 * _open_loop(port, rate, args.requests, size, args.seed, args.client)
+                lat -= work_ms
                 p50, p99 = (float(v) for v in np.percentile(lat, [50, 99]))
                 points.append(
                     {
@@ -137,7 +208,10 @@ def main() -> None:
     finally:
         server.kill()
         server.join(5)
-    print(json.dumps({"server": f"{args.server} no-op", "client": args.client, "points": points}))
+    server_kind = f"{args.server} no-op" + (
+        f", relaying to a process spinning {work_ms:g} ms" if args.relay_ms is not None else ""
+    )
+    print(json.dumps({"server": server_kind, "client": args.client, "points": points}))
 
 
 if __name__ == "__main__":
