@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -38,7 +39,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["BodyBuffer", "Handler", "HttpRequest", "HttpResponse", "HttpServer"]
+__all__ = ["BodyBuffer", "Handler", "HttpRequest", "HttpResponse", "HttpServer", "Later"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,37 @@ class HttpResponse:
     headers: Mapping[str, str] | None = None
 
 
-Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+class Later:
+    """A response that a handler gives later, without a task of its own.
+
+    The handler returns a ``Later`` and, from the event loop's thread, calls :meth:`set` once,
+    when the response is ready (it may do so before it returns). A response that comes back from
+    callbacks this way costs no :class:`asyncio.Task` and no extra turn of the event loop.
+    """
+
+    __slots__ = ("_response", "_then")
+
+    def __init__(self) -> None:
+        self._then: Callable[[HttpResponse], None] | None = None
+        self._response: HttpResponse | None = None
+
+    def set(self, response: HttpResponse) -> None:
+        """Give the response; a second call, or a call after the client went away, is ignored."""
+        then, self._then = self._then, None
+        if then is not None:
+            then(response)
+        elif self._response is None:
+            self._response = response
+
+    def _bind(self, then: Callable[[HttpResponse], None]) -> None:
+        """Call ``then`` with the response once it is given (now, if it was)."""
+        if self._response is not None:
+            then(self._response)
+        else:
+            self._then = then
+
+
+Handler = Callable[[HttpRequest], "HttpResponse | Later | Awaitable[HttpResponse]"]
 BodyBuffer = Callable[[HttpRequest, int], Any]
 Refused = Callable[[HttpRequest, int, str], HttpResponse]
 
@@ -253,6 +284,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._last = 0.0  # last time bytes arrived or a response went out
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._dispatching = False  # inside the handler's call: a response now is written there
         self._reading_paused = False
         self._writing_paused = False
         self._peer_eof = False
@@ -308,6 +340,8 @@ class _Connection(asyncio.BufferedProtocol):
             if self._got == self._length:
                 assert self._request is not None
                 self._dispatch(self._request, self._keep_alive)
+                if self._state == _HEAD:  # answered at once: pipelined requests may wait
+                    self._parse()
             return
         if state in (_LINGER, _CLOSED):
             return
@@ -335,32 +369,40 @@ class _Connection(asyncio.BufferedProtocol):
     # -- request handling -------------------------------------------------------------------------
 
     def _parse(self) -> None:
-        """Look for a complete head in the buffer; start the request it opens."""
+        """Start the requests whose heads are complete in the buffer, one at a time: the next
+        only once the one before it was answered."""
+        while self._parse_one() and self._state == _HEAD:
+            pass
+        self._update_reading()
+
+    def _parse_one(self) -> bool:
+        """Look for a complete head in the buffer; start the request it opens. Whether one was
+        handed to the handler."""
         buf, start, end = self._buf, self._start, self._end
         while end - start >= 2 and buf[start] == 13 and buf[start + 1] == 10:
             start += 2  # empty lines before a request line are ignored
         self._start = start
         if start == end:
-            return
+            return False
         max_head = self._server._max_head
         at = buf.find(b"\r\n\r\n", max(start, self._scanned - 3), end)
         if at < 0:
             self._scanned = end
             if end - start >= max_head:
                 self._reject(431, f"request head exceeds the limit of {max_head} bytes")
-            return
+            return False
         head_end = at + 4
         if head_end - start > max_head:
             self._reject(431, f"request head exceeds the limit of {max_head} bytes")
-            return
+            return False
         try:
             request, length, keep_alive, expect, chunked = _parse_head(buf[start:at])
         except _HeadError as exc:
             self._reject(exc.status, exc.message)
-            return
+            return False
         except UnicodeDecodeError:
             self._reject(400, "malformed request head")
-            return
+            return False
         self._start = self._scanned = head_end
         server = self._server
         if chunked:
@@ -369,17 +411,17 @@ class _Connection(asyncio.BufferedProtocol):
                 411,
                 "Transfer-Encoding is not supported; send the body with a Content-Length header",
             )
-            return
+            return False
         if length > server._max_body:
             self._refuse(
                 request,
                 413,
                 f"request body of {length} bytes exceeds the limit of {server._max_body} bytes",
             )
-            return
+            return False
         if length == 0:
             self._dispatch(request, keep_alive)
-            return
+            return True
         try:
             if server._body_buffer is None:
                 body = memoryview(bytearray(length))
@@ -394,7 +436,7 @@ class _Connection(asyncio.BufferedProtocol):
         except Exception as exc:
             logger.exception("could not allocate the body of %s %s", request.method, request.path)
             self._reject(500, f"{type(exc).__name__}: {exc}")
-            return
+            return False
         request.body = body
         take = min(end - head_end, length)
         if take:
@@ -402,44 +444,70 @@ class _Connection(asyncio.BufferedProtocol):
             self._start = self._scanned = head_end + take
         if take == length:
             self._dispatch(request, keep_alive)
-            return
+            return True
         self._state = _BODY
         self._request, self._keep_alive = request, keep_alive
         self._body, self._got, self._length = body, take, length
         if expect:
             assert self._transport is not None
             self._transport.write(_CONTINUE)
+        return False
 
     def _dispatch(self, request: HttpRequest, keep_alive: bool) -> None:
+        """Hand ``request`` to the handler. What it returns says when the response comes: a
+        response now, a :class:`Later` from its callbacks, else an awaitable run as a task."""
         self._state = _BUSY
         self._body = self._request = None
         self._update_reading()
-        task = self._loop.create_task(self._run(request, keep_alive))
-        self._task = task
-        tasks = self._server._tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async def _run(self, request: HttpRequest, keep_alive: bool) -> None:
+        self._dispatching = True
         try:
-            response = await self._server._handler(request)
+            result = self._server._handler(request)
+        except Exception as exc:
+            result = self._failed(request, exc)
+        try:
+            if isinstance(result, HttpResponse):
+                self._finish(request, keep_alive, result)
+            elif isinstance(result, Later):
+                result._bind(functools.partial(self._finish, request, keep_alive))
+            else:
+                task = self._loop.create_task(self._run(request, keep_alive, result))
+                self._task = task
+                tasks = self._server._tasks
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            self._dispatching = False
+
+    async def _run(
+        self, request: HttpRequest, keep_alive: bool, pending: Awaitable[HttpResponse]
+    ) -> None:
+        try:
+            response = await pending
         except asyncio.CancelledError:
+            self._server._release(request)
             if self._transport is not None and self._state != _CLOSED:
                 self._transport.abort()
             raise
         except Exception as exc:
-            logger.exception("handler failed for %s %s", request.method, request.path)
-            response = _error_response(500, f"{type(exc).__name__}: {exc}")
-        finally:
-            self._server._release(request)
+            response = self._failed(request, exc)
+        self._finish(request, keep_alive, response)
+
+    @staticmethod
+    def _failed(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.exception("handler failed for %s %s", request.method, request.path, exc_info=exc)
+        return _error_response(500, f"{type(exc).__name__}: {exc}")
+
+    def _finish(self, request: HttpRequest, keep_alive: bool, response: HttpResponse) -> None:
+        """The handler is done with ``request``: give its body back, write ``response`` (unless
+        the client went away), then go on with the requests pipelined after it."""
+        self._server._release(request)
         self._task = None
         if self._state == _CLOSED:
             return  # the client went away: drop the response
         keep_alive = keep_alive and not self._peer_eof
         self._respond(response, keep_alive, request.version)
-        if self._state == _HEAD:
+        if self._state == _HEAD and not self._dispatching:
             self._parse()  # a pipelined request may be waiting in the buffer
-            self._update_reading()
 
     def _respond(self, response: HttpResponse, keep_alive: bool, version: str) -> None:
         """Write ``response``; then wait for the next request or close the connection."""
@@ -551,6 +619,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _abort(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
         if self._transport is not None:
             self._transport.abort()
 
@@ -559,7 +628,10 @@ class HttpServer:
     """An HTTP/1.1 server that hands each request, body received in full, to ``handler``.
 
     Args:
-        handler: ``async (HttpRequest) -> HttpResponse``; an exception becomes a 500 response.
+        handler: called with each request, body received in full; returns its response: an
+            :class:`HttpResponse` now, a :class:`Later` it sets from callbacks, or an awaitable
+            (e.g. an ``async def`` handler's coroutine), which runs as a task. An exception
+            becomes a 500 response.
         max_body_bytes: larger request bodies are refused with 413 before they are read.
         refused: builds the response for a request refused before its body is read (413 too
             large, 411 Transfer-Encoding) from ``(head, status, message)``; default: a JSON

@@ -68,13 +68,25 @@ _LOCAL = object()  # the workers are local processes, not Ray actors
 HOST = "host"
 
 
-def awaitable(fut: WorkerFuture) -> asyncio.Future:
-    """``fut`` as a future of the running loop. Unlike :func:`asyncio.wrap_future`, a worker
-    answering in this loop's own thread (a local worker) resolves it directly, without waking
-    the loop through its self-pipe."""
+def when_done(fut: WorkerFuture, fn: Callable[[WorkerFuture], None]) -> None:
+    """Call ``fn(fut)`` in the running loop's thread once ``fut`` is done. Unlike a hop through
+    :func:`asyncio.wrap_future`, a worker answering in this loop's own thread (a local worker)
+    calls ``fn`` directly, without waking the loop through its self-pipe."""
     loop = asyncio.get_running_loop()
-    out = loop.create_future()
     tid = threading.get_ident()
+
+    def on_done(done: WorkerFuture) -> None:
+        if threading.get_ident() == tid:
+            fn(done)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(fn, done)
+
+    fut.add_done_callback(on_done)
+
+
+def awaitable(fut: WorkerFuture) -> asyncio.Future:
+    """``fut`` as a future of the running loop (resolved as :func:`when_done` calls back)."""
+    out = asyncio.get_running_loop().create_future()
 
     def copy(done: WorkerFuture) -> None:
         if out.cancelled():
@@ -85,13 +97,7 @@ def awaitable(fut: WorkerFuture) -> asyncio.Future:
         else:
             out.set_exception(exc)
 
-    def on_done(done: WorkerFuture) -> None:
-        if threading.get_ident() == tid:
-            copy(done)
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(copy, done)
-
-    fut.add_done_callback(on_done)
+    when_done(fut, copy)
     return out
 
 
@@ -210,6 +216,7 @@ class ServingCore:
         self._ids = itertools.count()
         self._in_flight = 0
         self._idle = asyncio.Event()
+        self._retries: set[asyncio.Task[None]] = set()  # infer_soon's, after a worker died
         self.draining = False
         self.outcomes = 0  # answered requests (for tests and logs)
         self.node_ids = [node.id for node in cluster.nodes]
@@ -480,59 +487,158 @@ class ServingCore:
             ProtocolError: 400 for a bad input or output name, 503 when overloaded or no worker
                 serving ``m`` is left; WorkerError for a request the model rejected.
         """
-        arrival = acct.start
-        acct.model = m.name
-        self.admit()
-        self._in_flight += 1
+        batch = self._begin(m, req, acct)
         try:
-            first = req.inputs[0]
-            batch = check_batch(m, first.name, first.datatype, first.data)
-            acct.batch = int(batch.shape[0])
             batcher = self._batchers.get(m.name)
             if batcher is None:
                 arrays, info = await self._run(m, batch)
                 rows, size = slice(0, len(batch)), len(batch)
             else:
                 arrays, info, rows, size = await batcher.submit(batch)
-            acct.node = self.node_ids[info.node]
-            acct.exec_s = info.exec_s
-            outputs = {f"output{i}": a for i, a in enumerate(arrays)}
-            if req.outputs:
-                missing = [o.name for o in req.outputs if o.name not in outputs]
-                if missing:
-                    raise ProtocolError(
-                        f"model {m.name!r} has no output {missing}; it has {list(outputs)}"
-                    )
-                outputs = {o.name: outputs[o.name] for o in req.outputs}
-            offloaded = 0 if info.offloaded is None else int(info.offloaded[rows].sum())
-            self.outcomes += 1
-            self._later(
-                self._feedback,
-                m,
-                arrival,
-                time.monotonic(),
-                batch.nbytes,
-                info,
-                offloaded,
-                len(batch) / size,
-                self.outcomes - 1,
-            )
-            params: dict[str, Any] = {}
-            if info.exec_s is not None:
-                # the worker's execution time in seconds, so clients can split off the overhead
-                params["execution_s"] = float(info.exec_s)
-            if m.name in self._offload_nodes:
-                params["offloaded"] = offloaded
-            if size > len(batch):
-                params["batch_size"] = size
-            return InferResult(outputs, params)
+            return self._result(m, req, acct, batch, arrays, info, rows, size)
         finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+            self._end()
 
-    async def _run(self, m: ServedModel, batch: np.ndarray) -> tuple[list[np.ndarray], RunInfo]:
-        """Route and run one batch of ``m``; then offload its unsure rows if configured."""
+    def infer_soon(
+        self,
+        m: ServedModel,
+        req: InferRequest,
+        acct: Accounting,
+        then: Callable[[InferResult | Exception], None],
+    ) -> bool:
+        """Start answering one decoded request for ``m`` without a task of its own, when nothing
+        on its way needs one (``m`` is neither batched nor offloaded): route it, send it, and
+        call ``then`` in the loop's thread with the result, or the exception :meth:`infer` would
+        raise, once the worker answers. Only a retry after a worker died takes a task.
+
+        Returns:
+            False, having done nothing, when ``m`` needs :meth:`infer` instead.
+
+        Raises:
+            ProtocolError: the request cannot be admitted or has a bad input (nothing was sent).
+        """
+        if m.name in self._batchers or m.name in self._offload_nodes:
+            return False
+        batch = self._begin(m, req, acct)
+        try:
+            node = self._route(m, batch)
+            fut, sent = self._submit(m, batch, node)
+        except BaseException:
+            self._end()
+            raise
+
+        def landed(fut: WorkerFuture) -> None:
+            try:
+                exc = fut.exception()
+                if isinstance(exc, WorkerDied):
+                    retry = self._after_death(m, node, m.nodes, [node], exc)
+                    task = asyncio.ensure_future(
+                        self._retry(m, req, acct, batch, retry, node, then)
+                    )
+                    self._retries.add(task)
+                    task.add_done_callback(self._retries.discard)
+                    return
+                arrays = self._landed(m, batch, node, sent, fut)
+                self._later(self.metrics.observe_formed_batch, m.name, len(batch))
+                outcome: InferResult | Exception = self._result(
+                    m, req, acct, batch, arrays, RunInfo(node, fut.exec_s)
+                )
+            except Exception as exc:
+                outcome = exc
+            self._end()
+            then(outcome)
+
+        when_done(fut, landed)
+        return True
+
+    async def _retry(
+        self,
+        m: ServedModel,
+        req: InferRequest,
+        acct: Accounting,
+        batch: np.ndarray,
+        node: int,
+        died: int,
+        then: Callable[[InferResult | Exception], None],
+    ) -> None:
+        """:meth:`infer_soon`'s request, after the worker of node ``died`` died with it: run it
+        on ``node`` (retrying no further), then hand the outcome to ``then``."""
+        try:
+            arrays, node, exec_s = await self._dispatch(m, batch, node, m.nodes, [died])
+            outcome: InferResult | Exception = self._result(
+                m, req, acct, batch, arrays, RunInfo(node, exec_s)
+            )
+        except Exception as exc:
+            outcome = exc
+        self._end()
+        then(outcome)
+
+    def _begin(self, m: ServedModel, req: InferRequest, acct: Accounting) -> np.ndarray:
+        """Admit one request for ``m`` and check its input; count it in flight. Its batch."""
+        acct.model = m.name
+        self.admit()
+        first = req.inputs[0]
+        batch = check_batch(m, first.name, first.datatype, first.data)
+        acct.batch = int(batch.shape[0])
+        self._in_flight += 1
+        return batch
+
+    def _end(self) -> None:
+        """One request admitted by :meth:`_begin` is answered."""
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
+    def _result(
+        self,
+        m: ServedModel,
+        req: InferRequest,
+        acct: Accounting,
+        batch: np.ndarray,
+        arrays: list[np.ndarray],
+        info: RunInfo,
+        rows: slice = slice(None),
+        size: int | None = None,
+    ) -> InferResult:
+        """The answer to ``req`` from its batch's run (``rows`` of a formed batch of ``size``;
+        by default the batch ran alone), with its feedback queued; a 400 ProtocolError for an
+        output ``m`` does not have."""
+        size = len(batch) if size is None else size
+        acct.node = self.node_ids[info.node]
+        acct.exec_s = info.exec_s
+        outputs = {f"output{i}": a for i, a in enumerate(arrays)}
+        if req.outputs:
+            missing = [o.name for o in req.outputs if o.name not in outputs]
+            if missing:
+                raise ProtocolError(
+                    f"model {m.name!r} has no output {missing}; it has {list(outputs)}"
+                )
+            outputs = {o.name: outputs[o.name] for o in req.outputs}
+        offloaded = 0 if info.offloaded is None else int(info.offloaded[rows].sum())
+        self.outcomes += 1
+        self._later(
+            self._feedback,
+            m,
+            acct.start,
+            time.monotonic(),
+            batch.nbytes,
+            info,
+            offloaded,
+            len(batch) / size,
+            self.outcomes - 1,
+        )
+        params: dict[str, Any] = {}
+        if info.exec_s is not None:
+            # the worker's execution time in seconds, so clients can split off the overhead
+            params["execution_s"] = float(info.exec_s)
+        if m.name in self._offload_nodes:
+            params["offloaded"] = offloaded
+        if size > len(batch):
+            params["batch_size"] = size
+        return InferResult(outputs, params)
+
+    def _route(self, m: ServedModel, batch: np.ndarray) -> int:
+        """The node the route policy picks for one batch of ``m``."""
         live = self._live
         assert live is not None
         slo = self._slo_s[m.index]
@@ -543,8 +649,12 @@ class ServingCore:
                 f"route policy {self.policy_name!r} chose node {node}, which does not serve "
                 f"model {m.name!r} (nodes {m.nodes})"
             )
+        return node
+
+    async def _run(self, m: ServedModel, batch: np.ndarray) -> tuple[list[np.ndarray], RunInfo]:
+        """Route and run one batch of ``m``; then offload its unsure rows if configured."""
+        node = self._route(m, batch)
         arrays, node, exec_s = await self._dispatch(m, batch, node, m.nodes)
-        self._later(self.metrics.observe_formed_batch, m.name, len(batch))
         info = RunInfo(node, exec_s)
         cloud_nodes = self._offload_nodes.get(m.name)
         if cloud_nodes and not self.cluster.nodes[node].is_cloud:
@@ -570,7 +680,7 @@ class ServingCore:
         assert live is not None
         up = [n for n in cloud_nodes if self._workers[n].alive] or cloud_nodes
         node = min(up, key=lambda n: live.view.inflight[n])
-        answers, _, _ = await self._dispatch(cloud, batch[unsure], node, cloud_nodes)
+        answers, _, _ = await self._dispatch(cloud, batch[unsure], node, cloud_nodes, formed=False)
         for i, ans in enumerate(answers):
             out = np.array(arrays[i])  # a worker's arrays may be read-only
             out[unsure] = ans
@@ -578,40 +688,76 @@ class ServingCore:
         self.metrics.offload(m.name, int(unsure.sum()))
 
     async def _dispatch(
-        self, m: ServedModel, batch: np.ndarray, node: int, nodes: list[int]
+        self,
+        m: ServedModel,
+        batch: np.ndarray,
+        node: int,
+        nodes: list[int],
+        tried: list[int] | None = None,
+        formed: bool = True,
     ) -> tuple[list[np.ndarray], int, float | None]:
         """Run ``batch`` on ``node``; if its worker died, retry once on the least-loaded other
-        node of ``nodes`` that is up. Returns outputs, the node that answered, exec seconds."""
+        node of ``nodes`` that is up (``tried``: nodes whose workers died with it before).
+        ``formed``: count it in the batch-size metrics (not the rows an offload re-runs).
+        Returns outputs, the node that answered, exec seconds."""
         live = self._live
         assert live is not None
-        tried: list[int] = []
+        tried = [] if tried is None else tried
         while True:
-            live.dispatch(node, m.index)
-            sent = time.monotonic()
-            fut = self._workers[node].submit(m.source, batch)
+            fut, sent = self._submit(m, batch, node)
             try:
-                arrays = await awaitable(fut)
+                await awaitable(fut)
             except WorkerDied as exc:
-                live.finish(node, m.index, None)
                 tried.append(node)
-                others = [n for n in nodes if n not in tried and self._workers[n].alive]
-                log.warning(
-                    "worker died",
-                    extra={
-                        "event": "worker_died",
-                        "node": self.node_ids[node],
-                        "retry": bool(others),
-                    },
-                )
-                if len(tried) > 1 or not others:
-                    raise unavailable(f"{exc}; no other node serving {m.name!r} is up") from None
-                node = min(others, key=lambda n: live.view.inflight[n])
+                node = self._after_death(m, node, nodes, tried, exc)
                 continue
             except BaseException:
                 live.finish(node, m.index, None)
                 raise
-            live.finish(node, m.index, time.monotonic() - sent, fut.exec_s, len(batch))
-            return list(arrays), node, fut.exec_s
+            arrays = self._landed(m, batch, node, sent, fut)
+            if formed:
+                self._later(self.metrics.observe_formed_batch, m.name, len(batch))
+            return arrays, node, fut.exec_s
+
+    def _submit(self, m: ServedModel, batch: np.ndarray, node: int) -> tuple[WorkerFuture, float]:
+        """Send ``batch`` to ``node``'s worker; its future, and when it was sent."""
+        live = self._live
+        assert live is not None
+        live.dispatch(node, m.index)
+        sent = time.monotonic()
+        return self._workers[node].submit(m.source, batch), sent
+
+    def _landed(
+        self, m: ServedModel, batch: np.ndarray, node: int, sent: float, fut: WorkerFuture
+    ) -> list[np.ndarray]:
+        """``node``'s worker answered ``batch`` (sent at ``sent``): update the live state; the
+        outputs, else raise what the worker raised."""
+        live = self._live
+        assert live is not None
+        exc = fut.exception()
+        if exc is not None:
+            live.finish(node, m.index, None)
+            raise exc
+        live.finish(node, m.index, time.monotonic() - sent, fut.exec_s, len(batch))
+        return list(fut.result())
+
+    def _after_death(
+        self, m: ServedModel, node: int, nodes: list[int], tried: list[int], exc: WorkerDied
+    ) -> int:
+        """``node``'s worker died with a batch of ``m`` in flight: the least-loaded node of
+        ``nodes`` to retry it on, untried and up; a 503 ProtocolError when ``tried`` (which
+        includes ``node``) already holds two nodes or no other is up."""
+        live = self._live
+        assert live is not None
+        live.finish(node, m.index, None)
+        others = [n for n in nodes if n not in tried and self._workers[n].alive]
+        log.warning(
+            "worker died",
+            extra={"event": "worker_died", "node": self.node_ids[node], "retry": bool(others)},
+        )
+        if len(tried) > 1 or not others:
+            raise unavailable(f"{exc}; no other node serving {m.name!r} is up") from None
+        return min(others, key=lambda n: live.view.inflight[n])
 
     def _later(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` once the event loop is done with the task at hand: bookkeeping

@@ -23,6 +23,7 @@ model has the single version ``"1"``. Source: ``shared/research/serving.md`` (v2
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import time
@@ -33,11 +34,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from edgesched.core.cluster import Cluster
 from edgesched.errors import ConfigError
 from edgesched.serve._http import Accounting, ServedModel, is_loopback
-from edgesched.serve._http1 import HttpRequest, HttpResponse, HttpServer
+from edgesched.serve._http1 import HttpRequest, HttpResponse, HttpServer, Later
 from edgesched.serve._shm import MIN_SHARED_BYTES
-from edgesched.serve.core import VERSION, ServingCore
+from edgesched.serve.core import VERSION, InferResult, ServingCore
 from edgesched.serve.protocol import (
     HEADER_LENGTH,
+    InferRequest,
     ProtocolError,
     decode_request,
     encode_response,
@@ -230,9 +232,11 @@ class InferenceServer:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    async def _handle(self, request: HttpRequest) -> HttpResponse:
+    def _handle(self, request: HttpRequest) -> HttpResponse | Later | Awaitable[HttpResponse]:
         """Answer one request: auth check, route, handler; every exception becomes a v2 error
-        body (the server never crashes); infer requests are counted in the metrics."""
+        body (the server never crashes); infer requests are counted in the metrics. An infer
+        request of a model that is neither batched nor offloaded is answered from callbacks
+        (a :class:`Later`); other requests run as tasks."""
         try:
             if self._token is not None:
                 given = request.headers.get("authorization", "")
@@ -241,16 +245,30 @@ class InferenceServer:
             handler, model = self._resolve(request.method, request.path)
             if handler != self._infer_h:
                 m = None if model is None else self.core.model(*model)
-                return await handler(request, m)
+                return self._guarded(handler(request, m))
         except Exception as exc:
             return error_response(http_status(exc), exc)
         acct = Accounting(time.monotonic())
         try:
-            response = await self._infer_h(request, self.core.model(*model), acct)
+            m = self.core.model(*model)
+            req = self._decode(request, m, acct)
+            later = Later()
+            answer = functools.partial(self._answer, later, m, req, acct)
+            if self.core.infer_soon(m, req, acct, answer):
+                return later
         except Exception as exc:
             response = error_response(http_status(exc), exc)
-        self.core.account(acct, response.status)
-        return response
+            self.core.account(acct, response.status)
+            return response
+        return self._infer_h(m, req, acct)
+
+    @staticmethod
+    async def _guarded(pending: Awaitable[HttpResponse]) -> HttpResponse:
+        """``pending``'s response, or its exception as a v2 error body."""
+        try:
+            return await pending
+        except Exception as exc:
+            return error_response(http_status(exc), exc)
 
     def _resolve(
         self, method: str, path: str
@@ -341,9 +359,9 @@ class InferenceServer:
     async def _model_config_h(self, request: HttpRequest, m: ServedModel) -> HttpResponse:
         return json_response(self.core.model_config(m))
 
-    async def _infer_h(
-        self, request: HttpRequest, m: ServedModel, acct: Accounting
-    ) -> HttpResponse:
+    def _decode(self, request: HttpRequest, m: ServedModel, acct: Accounting) -> InferRequest:
+        """Admit an infer request for ``m`` and decode its body; a ProtocolError if it cannot
+        be admitted or does not decode."""
         acct.model = m.name
         self.core.admit()
         header = request.headers.get(_HEADER_KEY)
@@ -351,15 +369,46 @@ class InferenceServer:
             header_length = None if header is None else int(header)
         except ValueError:
             raise ProtocolError(f"{HEADER_LENGTH} {header!r} is not an integer") from None
-        req = decode_request(request.body, header_length, max_bytes=self.max_payload_bytes)
-        result = await self.core.infer(m, req, acct)
-        payload, headers = encode_response(
-            m.name,
-            VERSION,
-            result.outputs,
-            request_id=req.id,
-            binary=req.binary_outputs(),
-            parameters=result.parameters or None,
-        )
-        content_type = headers.pop("Content-Type", "application/json")
-        return HttpResponse(200, payload, content_type, headers)
+        return decode_request(request.body, header_length, max_bytes=self.max_payload_bytes)
+
+    async def _infer_h(self, m: ServedModel, req: InferRequest, acct: Accounting) -> HttpResponse:
+        """Answer a decoded infer request through a task (a batched or offloaded model)."""
+        try:
+            outcome: InferResult | Exception = await self.core.infer(m, req, acct)
+        except Exception as exc:
+            outcome = exc
+        return self._response(m, req, acct, outcome)
+
+    def _answer(
+        self,
+        later: Later,
+        m: ServedModel,
+        req: InferRequest,
+        acct: Accounting,
+        outcome: InferResult | Exception,
+    ) -> None:
+        """Give ``later`` the response to an infer request answered from callbacks."""
+        later.set(self._response(m, req, acct, outcome))
+
+    def _response(
+        self, m: ServedModel, req: InferRequest, acct: Accounting, outcome: InferResult | Exception
+    ) -> HttpResponse:
+        """The response to an infer request, counted in the metrics: its outputs, or the v2
+        error body of the exception it failed with."""
+        try:
+            if isinstance(outcome, Exception):
+                raise outcome
+            payload, headers = encode_response(
+                m.name,
+                VERSION,
+                outcome.outputs,
+                request_id=req.id,
+                binary=req.binary_outputs(),
+                parameters=outcome.parameters or None,
+            )
+            content_type = headers.pop("Content-Type", "application/json")
+            response = HttpResponse(200, payload, content_type, headers)
+        except Exception as exc:
+            response = error_response(http_status(exc), exc)
+        self.core.account(acct, response.status)
+        return response

@@ -10,13 +10,15 @@ import http.client
 import json
 import logging
 import os
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from edgesched.serve._http1 import HttpRequest, HttpResponse, HttpServer
+from edgesched.serve._http1 import HttpRequest, HttpResponse, HttpServer, Later
 
 T = 5.0  # the longest any single wait in these tests may take
 
@@ -201,6 +203,116 @@ def test_reading_pauses_while_a_request_is_handled() -> None:
             release.set()
             assert (await read_response(reader))[::2] == (200, b"0")
             assert (await read_response(reader))[::2] == (200, str(big).encode())
+
+    run(main)
+
+
+# -- handlers that answer without a task ----------------------------------------------------------
+
+
+def test_a_handler_answers_now_later_or_through_a_task_in_order() -> None:
+    """A plain function may return a response, or a Later it sets from a callback (before or
+    after it returns); neither runs in a task. An async handler's coroutine runs as one."""
+    tasks_seen: dict[str, Any] = {}
+
+    def handler(request: HttpRequest) -> HttpResponse | Later | Awaitable[HttpResponse]:
+        path = request.path
+        answer = HttpResponse(200, f"{path} {len(request.body)}".encode(), "text/plain")
+        if path == "/async":
+            return describe(request)
+        tasks_seen[path] = asyncio.current_task()
+        if path == "/now":
+            return answer
+        later = Later()
+        if path == "/set-first":
+            later.set(answer)
+            later.set(HttpResponse(500))  # a second answer is ignored
+            return later
+
+        def give() -> None:
+            tasks_seen["/later at set"] = [
+                t.get_coro().__qualname__
+                for t in asyncio.all_tasks()
+                if "_Connection" in t.get_coro().__qualname__
+            ]
+            later.set(answer)
+
+        asyncio.get_running_loop().call_later(0.02, give)
+        return later
+
+    async def main() -> None:
+        async with serving(handler) as (_, port), connect(port) as (reader, writer):
+            for _ in range(2):
+                writer.write(
+                    request_bytes("POST", "/later", b"abc")
+                    + request_bytes("GET", "/now")
+                    + request_bytes("POST", "/set-first", b"xy")
+                    + request_bytes("GET", "/async")
+                )
+                answers = [await read_response(reader) for _ in range(4)]
+                assert [(status, body) for status, _, body in answers[:3]] == [
+                    (200, b"/later 3"),
+                    (200, b"/now 0"),
+                    (200, b"/set-first 2"),
+                ]
+                assert json.loads(answers[3][2])["path"] == "/async"
+
+    run(main)
+    assert tasks_seen["/now"] is tasks_seen["/later"] is tasks_seen["/set-first"] is None
+    assert tasks_seen["/later at set"] == []  # no task of the server's waits for it
+
+
+def test_thousands_of_pipelined_requests_answered_at_once() -> None:
+    """Answering each pipelined request before the next is parsed must not nest calls."""
+    count = 3000
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, request.path.encode(), "text/plain")
+
+    async def main() -> None:
+        async with serving(handler) as (_, port), connect(port) as (reader, writer):
+            writer.write(b"".join(request_bytes("GET", f"/{i}") for i in range(count)))
+            for i in range(count):
+                assert (await read_response(reader))[::2] == (200, f"/{i}".encode())
+
+    run(main)
+
+
+def test_a_later_given_after_its_client_left_gives_the_body_back_once() -> None:
+    pending: list[Later] = []
+    done: list[str] = []
+
+    def handler(request: HttpRequest) -> Later:
+        pending.append(Later())
+        return pending[-1]
+
+    async def main() -> None:
+        async with serving(
+            handler,
+            body_buffer=lambda head, length: bytearray(length),
+            body_done=lambda request: done.append(request.path),
+        ) as (server, port):
+            async with connect(port) as (_, writer):
+                writer.write(request_bytes("POST", "/gone", b"body"))
+                await writer.drain()
+                for _ in range(100):
+                    if pending:
+                        break
+                    await asyncio.sleep(0.01)
+                # the client vanishes: a reset, not a half-close (which would wait for the answer)
+                linger = struct.pack("ii", 1, 0)
+                writer.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, linger
+                )
+                writer.transport.abort()
+            for _ in range(100):
+                if server.connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.connections == 0
+            assert done == []  # the handler is not done with the body yet
+            pending[0].set(HttpResponse(200, b"too late"))
+            assert done == ["/gone"]
 
     run(main)
 
