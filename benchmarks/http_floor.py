@@ -27,11 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -43,9 +45,15 @@ CPU = 0  # the frontend's CPU in serve_overhead.py
 RELAY_CPU = 1  # the worker's CPU there
 
 
-def _server(ports: Any, kind: str, relay_ms: float | None) -> None:
-    """The no-op server: read the body (hand it to the relay, if any), answer 4 kB."""
-    pin_process([CPU])
+def _server(
+    ports: Any,
+    kind: str,
+    relay_ms: float | None,
+    cpus: tuple[list[int], int] = ([CPU], RELAY_CPU),
+) -> None:
+    """The no-op server: read the body (hand it to the relay, if any), answer 4 kB. It runs on
+    ``cpus[0]``, the relay on ``cpus[1]``."""
+    pin_process(cpus[0])
     if kind == "edgesched":
         from edgesched.serve import eventloop
 
@@ -54,7 +62,7 @@ def _server(ports: Any, kind: str, relay_ms: float | None) -> None:
             relay, theirs = socket.socketpair()
             if os.fork() == 0:
                 relay.close()
-                _relay(theirs, relay_ms / 1e3)
+                _relay(theirs, relay_ms / 1e3, cpus[1])
                 os._exit(0)
             theirs.close()
         eventloop.run(_edgesched_server(ports, relay))  # as `edgesched serve` does
@@ -77,9 +85,10 @@ def _server(ports: Any, kind: str, relay_ms: float | None) -> None:
     asyncio.run(main())
 
 
-def _relay(sock: socket.socket, work_s: float) -> None:
-    """The stand-in worker: per byte received, spin ``work_s`` (like a model run), answer it."""
-    pin_process([RELAY_CPU])
+def _relay(sock: socket.socket, work_s: float, cpu: int) -> None:
+    """The stand-in worker on ``cpu``: per byte received, spin ``work_s`` (like a model run),
+    answer it."""
+    pin_process([cpu])
     while data := sock.recv(64):
         end = time.perf_counter() + work_s
         while time.perf_counter() < end:
@@ -126,6 +135,23 @@ async def _edgesched_server(ports: Any, relay: socket.socket | None) -> None:
     server = HttpServer(handle, max_body_bytes=2**26)
     ports.put(await server.start("127.0.0.1", 0))
     await asyncio.Event().wait()
+
+
+@contextlib.contextmanager
+def relay_server(relay_ms: float, cpus: list[int], relay_cpu: int) -> Iterator[int]:
+    """Run the no-op server on ``cpus`` (the frontend's HTTP/1.1 server), relaying every request
+    to a stand-in worker on ``relay_cpu`` that spins ``relay_ms``; yields its port."""
+    ctx = mp.get_context("spawn")
+    ports = ctx.Queue()
+    server = ctx.Process(
+        target=_server, args=(ports, "edgesched", relay_ms, (cpus, relay_cpu)), daemon=True
+    )
+    server.start()
+    try:
+        yield ports.get(timeout=60)
+    finally:
+        server.kill()
+        server.join(5)
 
 
 def _open_loop(port: int, rate: float, n: int, size: int, seed: int, client: str) -> np.ndarray:

@@ -90,7 +90,7 @@ def compare(args: Any) -> dict[str, Any]:
             script = tree / "benchmarks" / "serve_overhead.py"
             _, ready = stack.enter_context(frontend(script, onnx, name, cpu, loop, env))
             url = f"http://127.0.0.1:{ready['port']}"
-            sender = Sender(url, name, args.seed, True, "raw")
+            sender = Sender.infer(url, name, args.seed, True, "raw")
             stack.callback(sender.close)
             senders.append(sender)
             revisions.append(commit)

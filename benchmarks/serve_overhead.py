@@ -19,23 +19,31 @@ picks (``--event-loop``; by default uvloop when it is installed).
    intra-op thread), batch 1, run back to back in-process on the worker's CPU while the server
    is idle. This machine's speed drifts by tens of per cent within a minute, so saturation and
    ceiling are the means of their interleaved chunks. Target: saturation / ceiling ≥ 0.9 (with
-   binary tensors).
+   binary tensors). On a virtual machine the share of the worker's CPU that the hypervisor gave
+   to others (steal time, from ``/proc/stat``) is reported for both, since it can differ: served,
+   the frontend's CPU is busy too, which on a host that shares cores between them grows it.
 3. **Overhead at fixed load**: open-loop Poisson arrivals at ``--rate`` (default ``--load`` ×
    the saturation throughput) with binary tensors (``--json`` for JSON tensors); per request,
    overhead = client end-to-end latency (from the moment the client sends) − the worker's
    execution time (the ``execution_s`` response parameter). Waiting behind another request at
    the worker counts as overhead too, so the figure grows with the load. Target: p50 overhead
    ≤ 1 ms. ``overhead_p50_from_schedule_ms`` measures from the scheduled send time instead, so
-   it adds how late the client's own event loop was.
+   it adds how late the client's own event loop was. **Floor**: in chunks alternating with the
+   served ones, the same client sends the same bodies at the same rate to a no-op server on the
+   frontend's CPUs that relays each request to a stand-in worker on the worker's CPU, which spins
+   as long as the model runs (``http_floor.py --relay-ms``); its p50 overhead is what this
+   machine costs before any serving logic (``floor_overhead_p50_ms``), and
+   ``overhead_above_floor_p50_ms`` is the server's own share.
 4. **Memory**: resident set size (``VmRSS``) of the frontend and of the worker process, against
    the targets: frontend < 250 MB; worker < the model's ONNX Runtime footprint + 150 MB, where
    the footprint is the RSS of a fresh process that only loads the session.
 
 Prints one JSON object (keys: model, overhead_p50_ms, overhead_p99_ms,
-overhead_p50_from_schedule_ms, e2e_p50_ms, e2e_p99_ms,
-target_overhead_p50_ms, overhead_ratio_to_target, saturation_rps, ceiling_rps, saturation_ratio,
-target_saturation_ratio, frontend_rss_mb, worker_rss_mb, ort_footprint_mb, worker_budget_mb,
-requests, event_loop, ...), then exits. Takes about ``6 × --sat-duration + --duration + 20``
+overhead_p50_from_schedule_ms, e2e_p50_ms, e2e_p99_ms, target_overhead_p50_ms,
+overhead_ratio_to_target, floor_overhead_p50_ms, overhead_above_floor_p50_ms, saturation_rps,
+ceiling_rps, saturation_ratio, target_saturation_ratio, saturation_worker_cpu_steal,
+ceiling_worker_cpu_steal, frontend_rss_mb, worker_rss_mb, ort_footprint_mb, worker_budget_mb,
+requests, event_loop, ...), then exits. Takes about ``6 × --sat-duration + 2 × --duration + 25``
 seconds.
 
 Usage: python benchmarks/serve_overhead.py [--model mobilenet_v3_small | path.onnx]
@@ -50,6 +58,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -58,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from http_floor import relay_server
 from raw_http import Answer, RawClient, aiohttp_load
 
 from edgesched.serve.eventloop import LOOP_KINDS, resolve
@@ -68,6 +78,7 @@ FRONTEND_BUDGET_MB = 250.0  # ditto
 WORKER_MARGIN_MB = 150.0  # ditto: worker < ORT footprint + this
 CONCURRENCIES = (2, 4, 8)
 SATURATION_ROUNDS = 4  # served and raw chunks, interleaved
+FLOOR_ROUNDS = 4  # open-loop chunks served and sent to the floor's no-op server, interleaved
 STAND_IN = "mobilenet_v2"  # catalog name for models the device catalog lacks
 STARTUP_TIMEOUT_S = 120.0
 CLUSTER = """
@@ -135,7 +146,6 @@ def serve_child(onnx: str, name: str, worker_cpu: int | None, event_loop: str) -
 
 def footprint_child(onnx: str) -> None:
     """Fresh process that only loads the session (one intra-op thread); prints its RSS in MB."""
-    import os
 
     from edgesched.runtime import open_executor
 
@@ -166,8 +176,6 @@ class Ceiling:
     def rps(self, cpu: int | None, seconds: float) -> float:
         """Throughput of runs back to back on ``cpu`` (None: wherever the OS puts them) for
         ``seconds``."""
-        import os
-
         before = os.sched_getaffinity(0)
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
@@ -191,7 +199,18 @@ class Sender:
     that ``edgesched load`` uses. Both give :class:`raw_http.Answer` records.
     """
 
-    def __init__(self, url: str, name: str, seed: int, binary: bool, client: str) -> None:
+    def __init__(
+        self, url: str, path: str, body: bytes, headers: dict[str, str], client: str
+    ) -> None:
+        self.url, self.path, self.body, self.headers, self.client = url, path, body, headers, client
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self._raw = RawClient(host, int(port))
+        self._request = self._raw.encode(self.path, self.body, self.headers)
+
+    @classmethod
+    def infer(cls, url: str, name: str, seed: int, binary: bool, client: str) -> Sender:
+        """A sender of one batch-1 infer request of model ``name``, random inputs of the shape
+        the server's model metadata gives, as binary (or JSON) tensors."""
         import urllib.request
 
         from edgesched.serve.loadgen import random_inputs
@@ -200,13 +219,8 @@ class Sender:
         with urllib.request.urlopen(f"{url}/v2/models/{name}", timeout=30) as resp:
             meta = json.loads(resp.read())
         inputs = random_inputs(meta, 1, np.random.default_rng(seed))
-        self.body, self.headers = encode_request(
-            inputs, binary_inputs=binary, binary_outputs=binary
-        )
-        self.url, self.path, self.client = url, f"/v2/models/{name}/infer", client
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        self._raw = RawClient(host, int(port))
-        self._request = self._raw.encode(self.path, self.body, self.headers)
+        body, headers = encode_request(inputs, binary_inputs=binary, binary_outputs=binary)
+        return cls(url, f"/v2/models/{name}/infer", body, headers, client)
 
     def close(self) -> None:
         self._raw.close()
@@ -255,30 +269,72 @@ def closed_loop_rps(sender: Sender, concurrency: int, duration_s: float) -> tupl
     return rps, float(np.mean([execution_s(a) for a in answers]))  # each must have succeeded
 
 
+def cpu_ticks(cpu: int | None) -> list[int] | None:
+    """The time ``cpu`` has spent in each state since boot, in ticks (the ``cpuN`` line of
+    ``/proc/stat``: user, nice, system, idle, iowait, irq, softirq, steal, ...); None where it
+    cannot be read."""
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                name, *ticks = line.split()
+                if name == f"cpu{cpu}":
+                    return [int(t) for t in ticks]
+    except OSError:
+        pass
+    return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of a CPU's time between two :func:`cpu_ticks` readings that the hypervisor
+    gave to others (steal time); None without readings."""
+    if before is None or after is None or len(before) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent[:8])
+    return spent[7] / total if total else None
+
+
 def saturation(
     sender: Sender, onnx: str, cpu: int | None, duration_s: float
-) -> tuple[int, list[tuple[float, float]], list[float]]:
+) -> tuple[int, list[tuple[float, float, float | None]], list[tuple[float, float | None]]]:
     """The concurrency of :data:`CONCURRENCIES` with the best closed-loop throughput (two runs
     of ``duration_s / 4`` each, in the order 2 4 8 8 4 2, so that a drift of the machine's speed
     favours none), then :data:`SATURATION_ROUNDS` pairs of chunks of ``duration_s / 2`` seconds,
     served at that concurrency and raw (the ceiling), in alternating order. Returns the
-    concurrency, the served chunks' (throughput, mean execution seconds) and the raw chunks'
-    throughputs."""
+    concurrency, the served chunks' (throughput, mean execution seconds, steal share of the
+    worker's CPU) and the raw chunks' (throughput, steal share)."""
     chunk = duration_s / 2
     scan = {c: 0.0 for c in CONCURRENCIES}
     for c in (*CONCURRENCIES, *reversed(CONCURRENCIES)):
         scan[c] += closed_loop_rps(sender, c, chunk / 2)[0]
     best = max(scan, key=scan.__getitem__)
-    served: list[tuple[float, float]] = []
-    raw: list[float] = []
+    served: list[tuple[float, float, float | None]] = []
+    raw: list[tuple[float, float | None]] = []
     with Ceiling(onnx) as ceiling:
         for r in range(SATURATION_ROUNDS):
             for step in ("served", "raw") if r % 2 == 0 else ("raw", "served"):
+                before = cpu_ticks(cpu)
                 if step == "served":
-                    served.append(closed_loop_rps(sender, best, chunk))
+                    rps, exec_s = closed_loop_rps(sender, best, chunk)
+                    served.append((rps, exec_s, steal_share(before, cpu_ticks(cpu))))
                 else:
-                    raw.append(ceiling.rps(cpu, chunk))
+                    rps = ceiling.rps(cpu, chunk)
+                    raw.append((rps, steal_share(before, cpu_ticks(cpu))))
     return best, served, raw
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of ``values``, None if any is None."""
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known and len(known) == len(values) else None
+
+
+def poisson_answers(sender: Sender, rate_rps: float, duration_s: float, seed: int) -> list[Answer]:
+    """The answers to Poisson arrivals at ``rate_rps`` for ``duration_s`` seconds, after 20
+    requests one after another that warm the connection and the worker."""
+    rng = np.random.default_rng(seed + 1)
+    offsets = np.cumsum(rng.exponential(1.0 / rate_rps, int(rate_rps * duration_s * 2) + 10))
+    return sender.open_loop(offsets[offsets < duration_s].tolist(), warm=20)
 
 
 def open_loop(
@@ -287,14 +343,32 @@ def open_loop(
     """Poisson arrivals at ``rate_rps``; per request (end-to-end seconds from the send, from
     the scheduled send time, execution seconds). The two end-to-end figures differ by how late
     the client sent the request."""
-    rng = np.random.default_rng(seed + 1)
-    offsets = np.cumsum(rng.exponential(1.0 / rate_rps, int(rate_rps * duration_s * 2) + 10))
-    # 20 requests first warm the connection and the worker; the arrivals start after them
-    answers = sender.open_loop(offsets[offsets < duration_s].tolist(), warm=20)
+    answers = poisson_answers(sender, rate_rps, duration_s, seed)
     e2e = np.array([a.done - a.sent for a in answers])
     scheduled = np.array([a.done - a.due for a in answers])
     exe = np.array([execution_s(a) for a in answers])
     return e2e, scheduled, exe
+
+
+def open_loop_and_floor(
+    sender: Sender, floor: Sender, rate_rps: float, duration_s: float, seed: int, floor_ms: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`open_loop` for ``duration_s`` seconds in :data:`FLOOR_ROUNDS` chunks, alternating
+    with as many sent to ``floor`` (the no-op server relaying to a stand-in worker that spins
+    ``floor_ms``), so that the machine's drift falls on both alike. Its three arrays, then each
+    floor request's overhead in seconds (end to end less ``floor_ms``)."""
+    chunk = duration_s / FLOOR_ROUNDS
+    served: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    floor_s: list[float] = []
+    for r in range(FLOOR_ROUNDS):
+        for side in ("served", "floor") if r % 2 == 0 else ("floor", "served"):
+            if side == "served":
+                served.append(open_loop(sender, rate_rps, chunk, seed + r))
+            else:
+                answers = poisson_answers(floor, rate_rps, chunk, seed + r)
+                floor_s += [a.done - a.sent - floor_ms / 1e3 for a in answers]
+    e2e, scheduled, exe = (np.concatenate(parts) for parts in zip(*served, strict=True))
+    return e2e, scheduled, exe, np.array(floor_s)
 
 
 @contextlib.contextmanager
@@ -345,19 +419,35 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with frontend(Path(__file__), onnx, name, cpu, args.event_loop) as (pid, ready):
         url = f"http://127.0.0.1:{ready['port']}"
         # saturation with the tensors of the fixed-load run: JSON tensors saturate far sooner
-        sender = Sender(url, name, args.seed, not args.json, args.client)
+        sender = Sender.infer(url, name, args.seed, not args.json, args.client)
         try:
             concurrency, served, raw = saturation(sender, onnx, cpu, args.sat_duration)
-            sat, ceiling = float(np.mean([s[0] for s in served])), float(np.mean(raw))
+            sat, ceiling = (
+                float(np.mean([s[0] for s in served])),
+                float(np.mean([r[0] for r in raw])),
+            )
+            sat_steal, ceiling_steal = _mean([s[2] for s in served]), _mean([r[1] for r in raw])
             served_exec_ms = float(np.mean([s[1] for s in served])) * 1e3
             rate = args.rate if args.rate is not None else args.load * sat
-            e2e, scheduled, exe = open_loop(sender, rate, args.duration, args.seed)
+            floor_ms = 1e3 / ceiling  # the stand-in worker spins as long as the model runs
+            others = sorted(os.sched_getaffinity(0))
+            with relay_server(floor_ms, others, cpu if cpu is not None else others[0]) as port:
+                floor = Sender(
+                    f"http://127.0.0.1:{port}", "/", sender.body, sender.headers, args.client
+                )
+                try:
+                    e2e, scheduled, exe, floor_s = open_loop_and_floor(
+                        sender, floor, rate, args.duration, args.seed, floor_ms
+                    )
+                finally:
+                    floor.close()
         finally:
             sender.close()
         frontend_mb, worker_mb = rss_mb(pid), rss_mb(int(ready["worker_pid"]))
 
     overhead = e2e - exe
     o50, o99 = (float(v) * 1e3 for v in np.percentile(overhead, [50, 99]))
+    f50 = float(np.percentile(floor_s, 50)) * 1e3
     s50 = float(np.percentile(scheduled - exe, 50)) * 1e3
     e50, e99 = (float(v) * 1e3 for v in np.percentile(e2e, [50, 99]))
     return {
@@ -369,17 +459,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "e2e_p99_ms": round(e99, 3),
         "target_overhead_p50_ms": TARGET_OVERHEAD_P50_MS,
         "overhead_ratio_to_target": round(o50 / TARGET_OVERHEAD_P50_MS, 3),
+        # the same load on a no-op server that relays each request to a stand-in worker: the
+        # part of the overhead that is this machine's, before any serving logic
+        "floor_overhead_p50_ms": round(f50, 3),
+        "floor_ratio_to_target": round(f50 / TARGET_OVERHEAD_P50_MS, 3),
+        "overhead_above_floor_p50_ms": round(o50 - f50, 3),
         "saturation_rps": round(sat, 1),
         "ceiling_rps": round(ceiling, 1),
         "saturation_concurrency": concurrency,
-        "saturation_chunks_rps": [round(v, 1) for v, _ in served],
-        "ceiling_chunks_rps": [round(v, 1) for v in raw],
+        "saturation_chunks_rps": [round(s[0], 1) for s in served],
+        "ceiling_chunks_rps": [round(r[0], 1) for r in raw],
         "saturation_ratio": round(sat / ceiling, 3),
         # the worker's own execution time per request at saturation, against the raw run's:
         # where they differ, the model ran slower while served (a cold input, a busy core)
         "saturation_exec_ms": round(served_exec_ms, 3),
         "ceiling_exec_ms": round(1e3 / ceiling, 3),
         "target_saturation_ratio": TARGET_SATURATION_RATIO,
+        # on a virtual machine: the share of the worker's CPU the hypervisor gave to others
+        # (steal time) while served and while raw; served, the frontend's CPU is busy as well,
+        # and where both CPUs share a host core the steal grows with it
+        "saturation_worker_cpu_steal": None if sat_steal is None else round(sat_steal, 3),
+        "ceiling_worker_cpu_steal": None if ceiling_steal is None else round(ceiling_steal, 3),
         "frontend_rss_mb": round(frontend_mb, 1),
         "worker_rss_mb": round(worker_mb, 1),
         "ort_footprint_mb": round(footprint, 1),
@@ -396,7 +496,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def _worker_cpu(asked: int | None) -> int | None:
     """The CPU the worker gets: ``asked``, else the last one; None on a one-CPU machine."""
-    import os
 
     cpus = sorted(os.sched_getaffinity(0))
     if asked is not None:
