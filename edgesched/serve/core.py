@@ -14,6 +14,12 @@ live :class:`ClusterView` of them (:mod:`edgesched.serve._state`) and answers on
 5. **feedback**: one :class:`Outcome` per request, given to the policy's ``observe`` and to the
    optional :class:`~edgesched.serve.records.RecordWriter`.
 
+Two ways in: :meth:`ServingCore.infer`, a coroutine, for every model; and
+:meth:`ServingCore.infer_soon` for a model that is neither batched nor offloaded, which routes and
+sends the request at once and hands the answer to a callback when the worker's reply arrives, so
+that the request costs no task and no extra turn of the event loop (the HTTP frontend's path for
+those models; a retry after a worker died still runs as a task).
+
 The frontends own the wire (decoding, encoding, status codes); the core speaks numpy arrays and
 raises :class:`ProtocolError` (with its HTTP status) for everything a client did wrong.
 """
