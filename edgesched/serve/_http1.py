@@ -83,7 +83,8 @@ class Later:
         self._response: HttpResponse | None = None
 
     def set(self, response: HttpResponse) -> None:
-        """Give the response; a second call, or a call after the client went away, is ignored."""
+        """Give the response (dropped if the client went away meanwhile); a second call is
+        ignored."""
         then, self._then = self._then, None
         if then is not None:
             then(response)
