@@ -6,7 +6,8 @@ body and answers 4 kB; this process (also on CPU 0) sends Poisson arrivals with 
 these figures, so they bound from below the ``overhead_p50_ms`` that ``serve_overhead.py`` can
 report on this machine. ``--server edgesched`` (the default) is the frontend's own HTTP/1.1
 server (``edgesched/serve/_http1.py``), which receives each body straight into a buffer of its
-announced size; ``--server aiohttp`` is aiohttp's, for comparison.
+announced size (reused from one request to the next, as the frontend reuses its shared-memory
+blocks); ``--server aiohttp`` is aiohttp's, for comparison.
 
 With ``--relay-ms W`` the no-op server also hands every request to a stand-in worker: a process
 pinned to CPU 1 (the worker's CPU in ``serve_overhead.py``) that, per byte it receives over a
@@ -132,7 +133,24 @@ async def _edgesched_server(ports: Any, relay: socket.socket | None) -> None:
             await link.round_trip()
         return HttpResponse(200, b"x" * 4000, "application/octet-stream")
 
-    server = HttpServer(handle, max_body_bytes=2**26)
+    # bodies land in reused buffers, as the frontend's land in its pooled shared-memory blocks:
+    # a fresh buffer per body would add its page faults to the floor
+    free: list[bytearray] = []
+    lent: dict[int, bytearray] = {}
+
+    def body_buffer(head: HttpRequest, length: int) -> bytearray:
+        buffer = next((b for b in free if len(b) >= length), None)
+        if buffer is None:
+            buffer = bytearray(length)
+        else:
+            free.remove(buffer)
+        lent[id(head)] = buffer
+        return buffer
+
+    def body_done(request: HttpRequest) -> None:
+        free.append(lent.pop(id(request)))
+
+    server = HttpServer(handle, max_body_bytes=2**26, body_buffer=body_buffer, body_done=body_done)
     ports.put(await server.start("127.0.0.1", 0))
     await asyncio.Event().wait()
 

@@ -43,8 +43,8 @@ overhead_p50_from_schedule_ms, e2e_p50_ms, e2e_p99_ms, target_overhead_p50_ms,
 overhead_ratio_to_target, floor_overhead_p50_ms, floor_overhead_p99_ms,
 overhead_above_floor_p50_ms, saturation_rps, ceiling_rps, saturation_ratio,
 target_saturation_ratio, saturation_worker_cpu_steal, ceiling_worker_cpu_steal, frontend_rss_mb,
-worker_rss_mb, ort_footprint_mb, worker_budget_mb, requests, event_loop, ...), then exits. Takes about ``6 × --sat-duration + 2 × --duration + 25``
-seconds.
+worker_rss_mb, ort_footprint_mb, worker_budget_mb, requests, event_loop, ...), then exits.
+Takes about ``6 × --sat-duration + 2 × --duration + 25`` seconds.
 
 Usage: python benchmarks/serve_overhead.py [--model mobilenet_v3_small | path.onnx]
        [--served-as NAME] [--rate RPS] [--duration 10] [--sat-duration 4] [--load 0.25]
