@@ -7,7 +7,9 @@ these figures, so they bound from below the ``overhead_p50_ms`` that ``serve_ove
 report on this machine. ``--server edgesched`` (the default) is the frontend's own HTTP/1.1
 server (``edgesched/serve/_http1.py``), which receives each body straight into a buffer of its
 announced size (reused from one request to the next, as the frontend reuses its shared-memory
-blocks); ``--server aiohttp`` is aiohttp's, for comparison.
+blocks); ``--server aiohttp`` is aiohttp's, for comparison; ``--server blocking`` is the leanest
+server Python can be (blocking sockets, a thread per connection, no event loop, no parsing
+beyond ``Content-Length``), the floor under any design in Python.
 
 With ``--relay-ms W`` the no-op server also hands every request to a stand-in worker: a process
 pinned to CPU 1 (the worker's CPU in ``serve_overhead.py``) that, per byte it receives over a
@@ -20,7 +22,7 @@ Prints one JSON object: per (body bytes, rate) the p50 and p99 latency in ms, an
 the p50 to the 1 ms overhead target.
 
 Usage: python benchmarks/http_floor.py [--bodies 602112,1000] [--rates 25,120] [--requests 600]
-       [--client raw|aiohttp] [--server edgesched|aiohttp] [--relay-ms 2.5]
+       [--client raw|aiohttp] [--server edgesched|aiohttp|blocking] [--relay-ms 2.5]
 """
 
 from __future__ import annotations
@@ -55,18 +57,21 @@ def _server(
     """The no-op server: read the body (hand it to the relay, if any), answer 4 kB. It runs on
     ``cpus[0]``, the relay on ``cpus[1]``."""
     pin_process(cpus[0])
+    relay = None
+    if relay_ms is not None:
+        relay, theirs = socket.socketpair()
+        if os.fork() == 0:
+            relay.close()
+            _relay(theirs, relay_ms / 1e3, cpus[1])
+            os._exit(0)
+        theirs.close()
     if kind == "edgesched":
         from edgesched.serve import eventloop
 
-        relay = None
-        if relay_ms is not None:
-            relay, theirs = socket.socketpair()
-            if os.fork() == 0:
-                relay.close()
-                _relay(theirs, relay_ms / 1e3, cpus[1])
-                os._exit(0)
-            theirs.close()
         eventloop.run(_edgesched_server(ports, relay))  # as `edgesched serve` does
+        return
+    if kind == "blocking":
+        _blocking_server(ports, relay)
         return
     from aiohttp import web
 
@@ -84,6 +89,50 @@ def _server(
         await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+def _blocking_server(ports: Any, relay: socket.socket | None) -> None:
+    """The leanest server in Python: a thread per connection, blocking sockets, no event loop,
+    no parsing beyond ``Content-Length``; each body read into the connection's one buffer, then
+    (given the ``relay`` process's socket) one blocking round trip to the relay."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    ports.put(listener.getsockname()[1])
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Length: 4000\r\n\r\n" + b"x" * 4000
+    )
+    relay_lock = threading.Lock()
+
+    def serve(conn: socket.socket) -> None:
+        buf = bytearray(2**21)
+        view = memoryview(buf)
+        have = 0
+        while True:
+            while (end := buf.find(b"\r\n\r\n", 0, have)) < 0:
+                got = conn.recv_into(view[have:])
+                if not got:
+                    return
+                have += got
+            head = bytes(buf[:end]).lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n")[0]) if at >= 0 else 0
+            total = end + 4 + length
+            while have < total:
+                have += conn.recv_into(view[have:])
+            if relay is not None:
+                with relay_lock:
+                    relay.send(b"x")
+                    relay.recv(64)
+            conn.sendall(answer)
+            view[: have - total] = view[total:have]
+            have -= total
+
+    while True:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
 def _relay(sock: socket.socket, work_s: float, cpu: int) -> None:
@@ -211,21 +260,22 @@ def main() -> None:
     )
     parser.add_argument(
         "--server",
-        choices=("edgesched", "aiohttp"),
+        choices=("edgesched", "aiohttp", "blocking"),
         default="edgesched",
-        help="the frontend's own HTTP/1.1 server, or aiohttp's (default: %(default)s)",
+        help="the frontend's own HTTP/1.1 server, aiohttp's, or the leanest Python server "
+        "(blocking sockets, a thread per connection) (default: %(default)s)",
     )
     parser.add_argument(
         "--relay-ms",
         type=float,
         default=None,
         help="hand every request to a relay process on CPU 1 that spins this many ms (like a "
-        "model run) and answers; the latencies reported are then less this time (edgesched "
-        "server only)",
+        "model run) and answers; the latencies reported are then less this time (not with "
+        "--server aiohttp)",
     )
     args = parser.parse_args()
-    if args.relay_ms is not None and args.server != "edgesched":
-        parser.error("--relay-ms needs --server edgesched")
+    if args.relay_ms is not None and args.server == "aiohttp":
+        parser.error("--relay-ms needs --server edgesched or blocking")
     work_ms = args.relay_ms or 0.0
     pin_process([CPU])
     ctx = mp.get_context("spawn")
