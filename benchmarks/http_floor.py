@@ -52,7 +52,7 @@ def _server(
     ports: Any,
     kind: str,
     relay_ms: float | None,
-    cpus: tuple[list[int], int] = ([CPU], RELAY_CPU),
+    cpus: tuple[list[int], int],
 ) -> None:
     """The no-op server: read the body (hand it to the relay, if any), answer 4 kB. It runs on
     ``cpus[0]``, the relay on ``cpus[1]``."""
@@ -205,13 +205,16 @@ async def _edgesched_server(ports: Any, relay: socket.socket | None) -> None:
 
 
 @contextlib.contextmanager
-def relay_server(relay_ms: float, cpus: list[int], relay_cpu: int) -> Iterator[int]:
-    """Run the no-op server on ``cpus`` (the frontend's HTTP/1.1 server), relaying every request
-    to a stand-in worker on ``relay_cpu`` that spins ``relay_ms``; yields its port."""
+def no_op_server(
+    kind: str, relay_ms: float | None, cpus: list[int], relay_cpu: int
+) -> Iterator[int]:
+    """Run the no-op server of ``kind`` on ``cpus`` in a process of its own, relaying every
+    request (with ``relay_ms``) to a stand-in worker on ``relay_cpu`` that spins that long;
+    yields its port."""
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
     server = ctx.Process(
-        target=_server, args=(ports, "edgesched", relay_ms, (cpus, relay_cpu)), daemon=True
+        target=_server, args=(ports, kind, relay_ms, (cpus, relay_cpu)), daemon=True
     )
     server.start()
     try:
@@ -278,12 +281,7 @@ def main() -> None:
         parser.error("--relay-ms needs --server edgesched or blocking")
     work_ms = args.relay_ms or 0.0
     pin_process([CPU])
-    ctx = mp.get_context("spawn")
-    ports = ctx.Queue()
-    server = ctx.Process(target=_server, args=(ports, args.server, args.relay_ms), daemon=True)
-    server.start()
-    try:
-        port = ports.get(timeout=60)
+    with no_op_server(args.server, args.relay_ms, [CPU], RELAY_CPU) as port:
         points = []
         for size in (int(b) for b in args.bodies.split(",")):
             for rate in (float(r) for r in args.rates.split(",")):
@@ -299,9 +297,6 @@ def main() -> None:
                         "p50_ratio_to_overhead_target": round(p50 / TARGET_OVERHEAD_P50_MS, 3),
                     }
                 )
-    finally:
-        server.kill()
-        server.join(5)
     server_kind = f"{args.server} no-op" + (
         f", relaying to a process spinning {work_ms:g} ms" if args.relay_ms is not None else ""
     )

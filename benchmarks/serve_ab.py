@@ -42,6 +42,7 @@ from serve_overhead import (
     Sender,
     _resolve,
     _worker_cpu,
+    alternating,
     closed_loop_rps,
     frontend,
     model_parser,
@@ -99,11 +100,6 @@ def compare(args: Any) -> dict[str, Any]:
         return _overheads(args, senders, revisions, sides)
 
 
-def _order(r: int) -> tuple[int, int]:
-    """The sides' order in round ``r``: A then B, then B then A, ..."""
-    return (0, 1) if r % 2 == 0 else (1, 0)
-
-
 def _side(rev: str, loop: str | None, revision: str) -> dict[str, Any]:
     """What identifies one side in the output."""
     return {"tree": rev, "revision": revision, "event_loop": loop or "the tree's default"}
@@ -114,7 +110,7 @@ def _overheads(args: Any, senders: list[Sender], revisions: list[str], sides: li
     overhead: list[list[float]] = [[], []]
     chunk_p50: list[list[float]] = [[], []]
     for r in range(args.rounds):
-        for i in _order(r):
+        for i in alternating(r, 0, 1):
             e2e, _, exe = open_loop(senders[i], args.rate, args.chunk, args.seed + r)
             ms = (e2e - exe) * 1e3
             overhead[i] += ms.tolist()
@@ -139,7 +135,7 @@ def _throughputs(args: Any, senders: list[Sender], revisions: list[str], sides: 
     rps: list[list[float]] = [[], []]
     exec_ms: list[list[float]] = [[], []]
     for r in range(args.rounds):
-        for i in _order(r):
+        for i in alternating(r, 0, 1):
             got, exe = closed_loop_rps(senders[i], args.concurrency, args.chunk)
             rps[i].append(got)
             exec_ms[i].append(exe * 1e3)

@@ -64,10 +64,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from http_floor import relay_server
+from http_floor import no_op_server
 from raw_http import Answer, RawClient, aiohttp_load
 
 from edgesched.serve.eventloop import LOOP_KINDS, resolve
@@ -78,6 +78,7 @@ FRONTEND_BUDGET_MB = 250.0  # ditto
 WORKER_MARGIN_MB = 150.0  # ditto: worker < ORT footprint + this
 CONCURRENCIES = (2, 4, 8)
 SATURATION_ROUNDS = 4  # served and raw chunks, interleaved
+T = TypeVar("T")
 FLOOR_ROUNDS = 4  # open-loop chunks served and sent to the floor's no-op server, interleaved
 STAND_IN = "mobilenet_v2"  # catalog name for models the device catalog lacks
 STARTUP_TIMEOUT_S = 120.0
@@ -146,7 +147,6 @@ def serve_child(onnx: str, name: str, worker_cpu: int | None, event_loop: str) -
 
 def footprint_child(onnx: str) -> None:
     """Fresh process that only loads the session (one intra-op thread); prints its RSS in MB."""
-
     from edgesched.runtime import open_executor
 
     with open_executor(onnx, threads=1):
@@ -269,6 +269,12 @@ def closed_loop_rps(sender: Sender, concurrency: int, duration_s: float) -> tupl
     return rps, float(np.mean([execution_s(a) for a in answers]))  # each must have succeeded
 
 
+def alternating(r: int, first: T, second: T) -> tuple[T, T]:
+    """The two sides' order in round ``r``: first then second, then second then first, and so
+    on, so that a drift of the machine's speed favours neither."""
+    return (first, second) if r % 2 == 0 else (second, first)
+
+
 def cpu_ticks(cpu: int | None) -> list[int] | None:
     """The time ``cpu`` has spent in each state since boot, in ticks (the ``cpuN`` line of
     ``/proc/stat``: user, nice, system, idle, iowait, irq, softirq, steal, ...); None where it
@@ -312,7 +318,7 @@ def saturation(
     raw: list[tuple[float, float | None]] = []
     with Ceiling(onnx) as ceiling:
         for r in range(SATURATION_ROUNDS):
-            for step in ("served", "raw") if r % 2 == 0 else ("raw", "served"):
+            for step in alternating(r, "served", "raw"):
                 before = cpu_ticks(cpu)
                 if step == "served":
                     rps, exec_s = closed_loop_rps(sender, best, chunk)
@@ -361,7 +367,7 @@ def open_loop_and_floor(
     served: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     floor_s: list[float] = []
     for r in range(FLOOR_ROUNDS):
-        for side in ("served", "floor") if r % 2 == 0 else ("floor", "served"):
+        for side in alternating(r, "served", "floor"):
             if side == "served":
                 served.append(open_loop(sender, rate_rps, chunk, seed + r))
             else:
@@ -431,7 +437,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             rate = args.rate if args.rate is not None else args.load * sat
             floor_ms = 1e3 / ceiling  # the stand-in worker spins as long as the model runs
             others = sorted(os.sched_getaffinity(0))
-            with relay_server(floor_ms, others, cpu if cpu is not None else others[0]) as port:
+            relay_cpu = cpu if cpu is not None else others[0]
+            with no_op_server("edgesched", floor_ms, others, relay_cpu) as port:
                 floor = Sender(
                     f"http://127.0.0.1:{port}", "/", sender.body, sender.headers, args.client
                 )
